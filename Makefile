@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up the virtualenv
+# itself from the committed lock file, so a fresh clone needs nothing but Python 3.11.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+# Nothing here may phone home: dbt, Dagster and Great Expectations all have telemetry.
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+DEMO_EVENTS ?= 1000000
+BENCH_EVENTS ?= 1000000
+
+.PHONY: demo test setup lint format pytest bench clean
+
+$(BIN)/.synced: pyproject.toml uv.lock
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==$(UV_VERSION); }
+	$(BIN)/uv sync --frozen --quiet
+	@touch $@
+
+setup: $(BIN)/.synced
+
+demo: setup
+	$(BIN)/billing generate --events $(DEMO_EVENTS)
+	$(BIN)/billing ingest
+	$(BIN)/billing build
+
+test: setup lint pytest
+
+lint: setup
+	$(BIN)/ruff check orchestration tests
+	$(BIN)/ruff format --check orchestration tests
+	$(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
+
+format: setup
+	$(BIN)/ruff format orchestration tests
+	$(BIN)/ruff check --fix orchestration tests
+	$(BIN)/sqlfluff fix models tests --disable-progress-bar
+
+pytest: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m orchestration.bench --events $(BENCH_EVENTS)
+
+clean:
+	rm -rf target logs data/published

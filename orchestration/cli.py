@@ -1,0 +1,184 @@
+"""`billing`: the one command-line entry point (DESIGN section 10).
+
+Every subcommand exits non-zero with a one-line reason on bad input and never shows a
+traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from orchestration.settings import PROJECT_DIR, load_settings, quiet_environment
+
+quiet_environment()
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def parse_month(text: str) -> date:
+    """`YYYY-MM` to the first day of that month."""
+    try:
+        year, month = text.split("-")
+        return date(int(year), int(month), 1)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {text!r}") from error
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from error
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def command_generate(args: argparse.Namespace) -> None:
+    from orchestration.generate import GenerateOptions, generate
+
+    settings = load_settings()
+    options = GenerateOptions(
+        events=args.events,
+        customers=args.customers,
+        months=args.months,
+        first_month=args.first_month,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    record = generate(options, settings.landing_dir, settings.seeds_dir, args.record)
+    elapsed = time.perf_counter() - started
+    print(
+        f"generated {record['raw_rows']:,} lines in {len(record['files'])} files "
+        f"({record['accepted']:,} valid, {record['duplicate']:,} duplicate deliveries, "
+        f"{record['quarantined']:,} bad) in {elapsed:.1f}s\n"
+        f"  landing files: {settings.landing_dir}\n"
+        f"  seeds:         {settings.seeds_dir}\n"
+        f"  record:        {args.record}"
+    )
+
+
+def command_ingest(args: argparse.Namespace) -> None:
+    from orchestration.ingest import IngestError, ingest_files
+
+    settings = load_settings()
+    paths = [Path(p) for p in args.paths] or [settings.landing_dir]
+    started = time.perf_counter()
+    try:
+        result = ingest_files(
+            settings.warehouse, paths, landing_dir=settings.landing_dir, show_progress=True
+        )
+    except IngestError as error:
+        raise UserError(str(error)) from error
+    elapsed = time.perf_counter() - started
+    print(
+        f"ingested {len(result.loaded_files)} new files ({result.loaded_rows:,} rows), "
+        f"skipped {len(result.skipped_files)} already landed, in {elapsed:.1f}s\n"
+        f"  warehouse: {settings.warehouse}"
+    )
+
+
+def command_build(args: argparse.Namespace) -> None:
+    from orchestration.build import BuildError, build, connect_published, parse_as_of
+    from orchestration.summary import routing_summary
+
+    settings = load_settings()
+    try:
+        as_of = parse_as_of(args.as_of)
+        started = time.perf_counter()
+        build(settings, as_of, select=args.select)
+        elapsed = time.perf_counter() - started
+        with connect_published(settings) as con:
+            summary = routing_summary(con)
+    except BuildError as error:
+        raise UserError(str(error)) from error
+    print(
+        f"\nbuild passed in {elapsed:.1f}s (as_of {as_of})\n{summary}\n"
+        f"  warehouse: {settings.warehouse}\n"
+        f"  published: {settings.published_warehouse} (read-only copy; Parquet beside it)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="billing",
+        description="Usage-based billing warehouse: events in, invoices out.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write realistic sample landing files and matching seeds",
+        description="Write sample landing files (with injected mess), seeds and a record "
+        "of what was injected. Deterministic for a given --seed.",
+    )
+    generate.add_argument(
+        "--events",
+        type=positive_int,
+        default=1_000_000,
+        help="about how many lines (default 1,000,000)",
+    )
+    generate.add_argument(
+        "--customers", type=positive_int, default=50, help="number of customers (default 50)"
+    )
+    generate.add_argument(
+        "--months", type=positive_int, default=2, help="calendar months of usage (default 2)"
+    )
+    generate.add_argument(
+        "--first-month",
+        type=parse_month,
+        default=date(2026, 9, 1),
+        help="first month, YYYY-MM (default 2026-09)",
+    )
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument(
+        "--record",
+        type=Path,
+        default=PROJECT_DIR / "data" / "generator_record.json",
+        help="where to write the record of injected events",
+    )
+    generate.set_defaults(handler=command_generate)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="land event files verbatim in the warehouse (idempotent)",
+        description="Copy *.jsonl, *.jsonl.gz and *.parquet files into the raw tables. "
+        "Files already landed (same content) are skipped. All or nothing.",
+    )
+    ingest.add_argument("paths", nargs="*", help="files or folders (default: $BILLING_LANDING_DIR)")
+    ingest.set_defaults(handler=command_ingest)
+
+    build = commands.add_parser(
+        "build",
+        help="run the dbt build (seeds, models, tests) and publish the marts",
+        description="Run `dbt build` with the run's as_of, then publish the marts as a "
+        "read-only DuckDB copy and Parquet.",
+    )
+    build.add_argument("--as-of", help="the run's 'now', ISO 8601 (default: the current time)")
+    build.add_argument("--select", help="a dbt selector, to build part of the project")
+    build.set_defaults(handler=command_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except UserError as error:
+        print(f"billing {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"billing {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

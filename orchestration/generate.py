@@ -1,0 +1,362 @@
+"""Sample data: a realistic month or more of usage events, with the mess producers really send.
+
+The generator decides the fate of every line it writes (accepted, duplicate, or quarantined
+for a given reason) and records those counts, per file and in total, so tests can compare the
+pipeline's routing against what was injected, exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from tqdm import tqdm
+
+from orchestration.reference_data import (
+    PLAN_EVENT_MIX,
+    PLANS_WITH_STORAGE,
+    Customer,
+    _add_months,
+    make_customers,
+    seed_rows,
+    subscription_window,
+    write_seeds,
+)
+
+FILE_PREFIX = "events-"
+ENDPOINTS = ["/v1/search", "/v1/embeddings", "/v2/completions", "/v2/chat", "/v1/files"]
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]
+MODELS = ["gpt-4", "gpt-4o-mini", "claude-3-haiku", "llama-3-70b"]
+MODEL_WEIGHTS = [20, 45, 25, 10]
+OFFSETS = ["+02:00", "-05:00", "+05:30", "+09:00", "-08:00", "+00:00"]
+
+# Share of the requested events spent on each kind of mess (a minimum of one each).
+DUPLICATE_RATE = 0.01
+CONFLICT_RATE = 0.0005
+MESS_RATE = 0.0003
+OFFSET_RATE = 0.01
+QUARANTINE_REASONS = [
+    "malformed_json",
+    "missing_event_id",
+    "missing_customer_id",
+    "missing_event_type",
+    "missing_timestamp",
+    "invalid_timestamp",
+    "future_timestamp",
+    "unknown_customer",
+    "unknown_event_type",
+    "invalid_properties",
+    "missing_value",
+    "non_numeric_value",
+]
+
+
+@dataclass
+class LandingFile:
+    """The lines of one landing file, each with a sort key and its expected routing."""
+
+    name: str
+    fmt: str
+    entries: list[tuple[float, str, str]] = field(default_factory=list)  # key, line, outcome
+
+    def add(self, key: float, line: str, outcome: str) -> None:
+        self.entries.append((key, line, outcome))
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    events: int = 1_000_000
+    customers: int = 50
+    months: int = 2
+    first_month: date = date(2026, 9, 1)
+    seed: int = 42
+
+
+def format_utc(day: date, second: int) -> str:
+    """RFC 3339 UTC text without datetime objects: the hot loop writes a million of these."""
+    hours, rest = divmod(second, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
+
+
+def with_offset(day: date, second: int, offset: str) -> str:
+    """The same instant written in another UTC offset, as producers abroad send it."""
+    sign = 1 if offset[0] == "+" else -1
+    delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])) * sign
+    local = datetime(day.year, day.month, day.day) + timedelta(seconds=second) + delta
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + offset
+
+
+def event_line(event: dict) -> str:
+    return json.dumps(event)
+
+
+class EventFactory:
+    """Makes the properties of each event type, with per-customer shapes that stay stable."""
+
+    def __init__(self, rng: random.Random, customers: list[Customer]):
+        self.rng = rng
+        self.users = {c.customer_id: max(3, int(c.weight * 20)) for c in customers}
+        self.storage_base = {c.customer_id: round(5 + c.weight * 40, 3) for c in customers}
+        self.sequence = 0
+
+    def next_id(self) -> str:
+        self.sequence += 1
+        return f"evt_{self.sequence:09d}{self.rng.getrandbits(24):06x}"
+
+    def properties(self, event_type: str, customer_id: str, day_index: int) -> dict:
+        rng = self.rng
+        if event_type == "api_call":
+            return {
+                "endpoint": rng.choice(ENDPOINTS),
+                "region": rng.choice(REGIONS),
+                "response_time_ms": rng.randint(20, 900),
+            }
+        if event_type == "llm_tokens":
+            return {
+                "model": rng.choices(MODELS, MODEL_WEIGHTS)[0],
+                "tokens_input": rng.randint(50, 4000),
+                "tokens_output": rng.randint(10, 1500),
+            }
+        if event_type == "user_activity":
+            return {"user_id": f"user_{rng.randrange(self.users[customer_id]):05d}"}
+        if event_type == "image_generation":
+            return {"resolution": rng.choice(["512x512", "1024x1024"])}
+        growth = 1 + day_index * 0.01
+        gb = self.storage_base[customer_id] * growth * (0.9 + 0.2 * rng.random())
+        return {"gb": round(gb, 3)}
+
+
+def customer_days(customer: Customer, index: int, days: list[date], first: date) -> list[date]:
+    starts_on, ends_on = subscription_window(customer, first, index)
+    return [day for day in days if starts_on <= day < ends_on]
+
+
+def clean_events(
+    options: GenerateOptions,
+    customers: list[Customer],
+    days: list[date],
+    factory: EventFactory,
+    budget: int,
+) -> list[tuple[date, float, dict]]:
+    """Valid events, spread over customers by weight and over their active days."""
+    rng = factory.rng
+    active = {
+        c.customer_id: customer_days(c, index, days, options.first_month)
+        for index, c in enumerate(customers, start=1)
+    }
+    storage_events = sum(
+        4 * len(active[c.customer_id]) for c in customers if c.plan_id in PLANS_WITH_STORAGE
+    )
+    usage_budget = max(budget - storage_events, 0)
+    total_weight = sum(c.weight * len(active[c.customer_id]) for c in customers) or 1.0
+    made: list[tuple[date, float, dict]] = []
+    day_index = {day: i for i, day in enumerate(days)}
+    for customer in tqdm(customers, desc="generate", unit="customer"):
+        mix = PLAN_EVENT_MIX[customer.plan_id]
+        types, weights = list(mix), list(mix.values())
+        per_day = usage_budget * customer.weight / total_weight
+        for day in active[customer.customer_id]:
+            count = int(per_day * (0.8 + 0.4 * rng.random()))
+            snapshots = [6 * 3600 * k + rng.randrange(3600) for k in range(4)]
+            if customer.plan_id not in PLANS_WITH_STORAGE:
+                snapshots = []
+            chosen = rng.choices(types, weights, k=count) + ["storage_snapshot"] * len(snapshots)
+            for position, event_type in enumerate(chosen):
+                second = snapshots[position - count] if position >= count else rng.randrange(86400)
+                event = {
+                    "event_id": factory.next_id(),
+                    "customer_id": customer.customer_id,
+                    "event_type": event_type,
+                    "timestamp": format_utc(day, second),
+                    "properties": factory.properties(
+                        event_type, customer.customer_id, day_index[day]
+                    ),
+                }
+                if rng.random() < OFFSET_RATE:
+                    event["timestamp"] = with_offset(day, second, rng.choice(OFFSETS))
+                made.append((day, second + rng.random(), event))
+    return made
+
+
+def messy_event(reason: str, base: dict, rng: random.Random, first_month: date) -> str:
+    """One line that staging must quarantine for exactly `reason`."""
+    event = json.loads(json.dumps(base))
+    if reason == "malformed_json":
+        text = json.dumps(event)
+        return text[: rng.randrange(1, len(text) - 1)]
+    if reason in {"missing_event_id", "missing_customer_id", "missing_event_type"}:
+        event.pop(reason.removeprefix("missing_"))
+    elif reason == "missing_timestamp":
+        event.pop("timestamp")
+    elif reason == "invalid_timestamp":
+        event["timestamp"] = rng.choice(
+            ["2026-13-45T10:00:00Z", "yesterday", event["timestamp"][:19], "1694340000"]
+        )
+    elif reason == "future_timestamp":
+        event["timestamp"] = event["timestamp"].replace(
+            str(first_month.year), str(first_month.year + 10), 1
+        )
+    elif reason == "unknown_customer":
+        event["customer_id"] = f"cust_x{rng.randrange(10**6):06d}"
+    elif reason == "unknown_event_type":
+        event["event_type"] = rng.choice(["page_view", "api_calls", "Api_Call"])
+    elif reason == "invalid_properties":
+        event["properties"] = rng.choice([["tokens", 12], "not-an-object", 42])
+    elif reason == "missing_value":
+        event["event_type"] = "llm_tokens"
+        event["properties"] = {"model": "gpt-4", "tokens_input": 120}
+    elif reason == "non_numeric_value":
+        event["event_type"] = "llm_tokens"
+        event["properties"] = {"model": "gpt-4", "tokens_input": "lots", "tokens_output": 7}
+    return event_line(event)
+
+
+def changed_payload(event: dict, rng: random.Random) -> dict:
+    """Same event_id, different content: what a buggy producer retry sends."""
+    conflict = json.loads(json.dumps(event))
+    properties = conflict["properties"]
+    numeric = [k for k, v in properties.items() if isinstance(v, int | float)]
+    if numeric:
+        key = rng.choice(numeric)
+        properties[key] = properties[key] + rng.randint(1, 50)
+    else:
+        properties["retry_note"] = "changed"
+    return conflict
+
+
+def write_landing_file(landing_dir: Path, landing: LandingFile) -> None:
+    ordered = sorted(landing.entries, key=lambda entry: entry[0])
+    path = landing_dir / landing.name
+    if landing.fmt == "parquet":
+        rows = [json.loads(line) for _, line, _ in ordered]
+        frame = pd.DataFrame(
+            {
+                "event_id": [r["event_id"] for r in rows],
+                "customer_id": [r["customer_id"] for r in rows],
+                "event_type": [r["event_type"] for r in rows],
+                "timestamp": [r["timestamp"] for r in rows],
+                "properties": [json.dumps(r["properties"]) for r in rows],
+                "reverses_event_id": [None] * len(rows),
+            }
+        ).astype({"reverses_event_id": "string"})
+        con = duckdb.connect()
+        con.register("frame", frame)
+        con.execute(f"copy frame to '{path.as_posix()}' (format parquet)")
+        con.close()
+        return
+    payload = ("\n".join(line for _, line, _ in ordered) + "\n").encode("utf-8")
+    if landing.fmt == "jsonl.gz":
+        payload = gzip.compress(payload, mtime=0)
+    path.write_bytes(payload)
+
+
+def file_format_for(day_number: int, day_count: int) -> str:
+    """Mostly JSON Lines, every seventh day gzipped, one bulk day as Parquet."""
+    if day_number == day_count - 20:
+        return "parquet"
+    return "jsonl.gz" if day_number % 7 == 6 else "jsonl"
+
+
+def build_record(files: list[LandingFile], options: GenerateOptions, offsets: int) -> dict:
+    """The expected routing of every line, per file and in total."""
+    per_file = {}
+    totals: Counter = Counter()
+    for landing in files:
+        counts = Counter(outcome for _, _, outcome in landing.entries)
+        per_file[landing.name] = dict(sorted(counts.items()))
+        totals.update(counts)
+    quarantined = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("quarantined:")}
+    return {
+        "options": {
+            "events": options.events,
+            "customers": options.customers,
+            "months": options.months,
+            "first_month": options.first_month.isoformat(),
+            "seed": options.seed,
+        },
+        "raw_rows": sum(totals.values()),
+        "accepted": totals["accepted"],
+        "duplicate": totals["duplicate"],
+        "quarantined": sum(quarantined.values()),
+        "quarantined_by_reason": dict(sorted(quarantined.items())),
+        "offset_timestamps": offsets,
+        "files": per_file,
+    }
+
+
+def generate(
+    options: GenerateOptions, landing_dir: Path, seeds_dir: Path, record_path: Path
+) -> dict:
+    """Write seeds, landing files and the record of what was injected; return the record."""
+    rng = random.Random(options.seed)
+    customers = make_customers(options.customers, rng)
+    write_seeds(seeds_dir, seed_rows(customers, options.first_month))
+    end = _add_months(options.first_month, options.months)
+    days = [
+        options.first_month + timedelta(days=i) for i in range((end - options.first_month).days)
+    ]
+    files = {
+        day: LandingFile(
+            f"{FILE_PREFIX}{day.isoformat()}.{file_format_for(i, len(days))}",
+            file_format_for(i, len(days)),
+        )
+        for i, day in enumerate(days)
+    }
+    factory = EventFactory(rng, customers)
+    duplicates = max(1, round(options.events * DUPLICATE_RATE))
+    conflicts = max(1, round(options.events * CONFLICT_RATE))
+    messes = max(1, round(options.events * MESS_RATE))
+    budget = options.events - duplicates - conflicts - messes * len(QUARANTINE_REASONS)
+    events = clean_events(options, customers, days, factory, budget)
+    offsets = 0
+    for day, key, event in events:
+        files[day].add(key, event_line(event), "accepted")
+        offsets += not event["timestamp"].endswith("Z")
+
+    jsonl_days = [day for day in days if files[day].fmt != "parquet"]
+    picks = rng.sample(range(len(events)), duplicates + conflicts)
+    for number, pick in enumerate(picks):
+        day, key, event = events[pick]
+        later = [d for d in jsonl_days if d >= day][:3]
+        target = rng.choice(later) if later else jsonl_days[-1]
+        copy_key = rng.uniform(key, 86400) if target == day else rng.uniform(0, 86400)
+        if number < duplicates:
+            files[target].add(copy_key, event_line(event), "duplicate")
+        else:
+            line = event_line(changed_payload(event, rng))
+            files[target].add(copy_key, line, "quarantined:idempotency_conflict")
+
+    for reason in QUARANTINE_REASONS:
+        for _ in range(messes):
+            day = rng.choice(jsonl_days)
+            customer = rng.choice(customers)
+            base = {
+                "event_id": factory.next_id(),
+                "customer_id": customer.customer_id,
+                "event_type": "api_call",
+                "timestamp": format_utc(day, rng.randrange(86400)),
+                "properties": factory.properties("api_call", customer.customer_id, 0),
+            }
+            files[day].add(
+                rng.uniform(0, 86400),
+                messy_event(reason, base, rng, options.first_month),
+                f"quarantined:{reason}",
+            )
+
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    for stale in landing_dir.glob(f"{FILE_PREFIX}*"):
+        stale.unlink()
+    for landing in tqdm(files.values(), desc="write", unit="file"):
+        write_landing_file(landing_dir, landing)
+    record = build_record(list(files.values()), options, offsets)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record

@@ -1,0 +1,59 @@
+"""Where things live: the project, the warehouse, the landing folder (DESIGN section 10)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_WAREHOUSE = PROJECT_DIR / "data" / "warehouse.duckdb"
+DEFAULT_LANDING_DIR = PROJECT_DIR / "data" / "landing"
+DEFAULT_SEEDS_DIR = PROJECT_DIR / "seeds"
+
+# Nothing this project runs may try the network: dbt, Dagster and GX all phone home by default.
+QUIET_ENVIRONMENT = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved locations for one command; built once from the environment."""
+
+    warehouse: Path
+    landing_dir: Path
+    seeds_dir: Path
+
+    @property
+    def published_dir(self) -> Path:
+        """Readers' copies live beside the warehouse, never inside the file builds write."""
+        return self.warehouse.parent / "published"
+
+    @property
+    def published_warehouse(self) -> Path:
+        return self.published_dir / "marts.duckdb"
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    """An env value is taken relative to the caller's folder, as a shell user expects."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def load_settings() -> Settings:
+    """Read BILLING_WAREHOUSE, BILLING_LANDING_DIR and BILLING_SEEDS_DIR."""
+    return Settings(
+        warehouse=_path_from_env("BILLING_WAREHOUSE", DEFAULT_WAREHOUSE),
+        landing_dir=_path_from_env("BILLING_LANDING_DIR", DEFAULT_LANDING_DIR),
+        seeds_dir=_path_from_env("BILLING_SEEDS_DIR", DEFAULT_SEEDS_DIR),
+    )
+
+
+def quiet_environment() -> None:
+    """Turn telemetry off before any dbt, Dagster or GX import can read the environment."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)

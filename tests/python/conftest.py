@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated warehouse, landing folder and seeds folder per scenario."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
+
+quiet_environment()
+
+# dbt only reads seeds from inside the project (see build.seeds_path_for_dbt).
+TEST_SEEDS_ROOT = PROJECT_DIR / "target" / "pytest-seeds"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A fresh warehouse, landing folder and seeds folder, pointed to by the environment."""
+    root = tmp_path_factory.mktemp("billing")
+    seeds_dir = TEST_SEEDS_ROOT / uuid.uuid4().hex[:12]
+    settings = Settings(
+        warehouse=root / "warehouse.duckdb",
+        landing_dir=root / "landing",
+        seeds_dir=seeds_dir,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
+        patch.setenv("BILLING_LANDING_DIR", str(settings.landing_dir))
+        patch.setenv("BILLING_SEEDS_DIR", str(seeds_dir))
+        yield settings
+    shutil.rmtree(seeds_dir, ignore_errors=True)
+
+
+def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Read from a DuckDB file with a short-lived read-only connection."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()

@@ -1,0 +1,88 @@
+"""The rules dbt-project-evaluator would enforce, checked over dbt's own manifest.
+
+The package cannot be installed here, so the house keeps its rules in one pytest module:
+layer prefixes, documentation, a primary-key test on every model, contracts on marts, no
+hard-coded relations and sources read only by staging.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from orchestration.build import run_dbt
+from orchestration.settings import PROJECT_DIR, load_settings
+
+LAYER_PREFIXES = {"staging": ("stg_",), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
+HARD_CODED_RELATION = re.compile(
+    r"\b(from|join)\s+(raw|staging|intermediate|marts|reference)\.", re.I
+)
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    run_dbt(["parse"], load_settings())
+    return json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())
+
+
+def models(manifest: dict) -> list[dict]:
+    return [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+
+
+def layer(node: dict) -> str:
+    return node["original_file_path"].split("/")[1]
+
+
+def data_tests_for(manifest: dict, unique_id: str) -> list[dict]:
+    return [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "test" and unique_id in n["depends_on"]["nodes"]
+    ]
+
+
+def test_models_are_named_for_their_layer(manifest):
+    for node in models(manifest):
+        assert node["name"].startswith(LAYER_PREFIXES[layer(node)]), node["name"]
+
+
+def test_every_model_and_column_is_documented(manifest):
+    for node in models(manifest):
+        assert node["description"].strip(), node["name"]
+        assert node["columns"], f"{node['name']} documents no columns"
+        for column in node["columns"].values():
+            assert column["description"].strip(), f"{node['name']}.{column['name']}"
+
+
+def test_every_model_has_a_primary_key_test(manifest):
+    for node in models(manifest):
+        tests = data_tests_for(manifest, node["unique_id"])
+        by_column: dict[str, set[str]] = {}
+        for test in tests:
+            meta = test.get("test_metadata") or {}
+            by_column.setdefault(test.get("column_name") or "", set()).add(meta.get("name"))
+        has_key = any({"unique", "not_null"} <= names for names in by_column.values())
+        has_composite = any("unique_combination_of_columns" in n for n in by_column.values())
+        assert has_key or has_composite, node["name"]
+
+
+def test_marts_enforce_contracts(manifest):
+    for node in models(manifest):
+        if layer(node) == "marts":
+            assert node["config"]["contract"]["enforced"], node["name"]
+
+
+def test_only_staging_reads_sources(manifest):
+    for node in models(manifest):
+        if node["depends_on"]["nodes"] and layer(node) not in {"staging"}:
+            sources = [d for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+            allowed = node["name"] == "fct_landed_files"  # the landing ledger is itself raw
+            assert not sources or allowed, node["name"]
+
+
+def test_no_hard_coded_relations(manifest):
+    for node in manifest["nodes"].values():
+        if node["resource_type"] in {"model", "test"}:
+            assert not HARD_CODED_RELATION.search(node.get("raw_code", "")), node["name"]

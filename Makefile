@@ -35,12 +35,14 @@ test: setup lint pytest
 lint: setup
 	$(BIN)/ruff check orchestration tests
 	$(BIN)/ruff format --check orchestration tests
-	$(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
+	@mkdir -p target
+	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
 
 format: setup
 	$(BIN)/ruff format orchestration tests
 	$(BIN)/ruff check --fix orchestration tests
-	$(BIN)/sqlfluff fix models tests --disable-progress-bar
+	@mkdir -p target
+	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff fix models tests --disable-progress-bar
 
 pytest: setup
 	$(BIN)/pytest

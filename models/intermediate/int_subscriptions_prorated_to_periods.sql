@@ -1,0 +1,79 @@
+{#
+    Each subscription in each billing period it is active in, with its active days: the
+    basis of base-fee and commitment proration (DESIGN 6.4).
+#}
+with
+
+subscriptions as (
+
+    select * from {{ ref('subscriptions') }}
+
+),
+
+plans as (
+
+    select * from {{ ref('plans') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('customers') }}
+
+),
+
+billing_periods as (
+
+    select * from {{ ref('int_billing_periods') }}
+
+),
+
+subscription_periods as (
+
+    select
+        ---------- ids
+        subscriptions.subscription_id
+        || ':' || strftime(billing_periods.billing_period_start, '%Y-%m') as subscription_period_id,
+        subscriptions.subscription_id,
+        subscriptions.customer_id,
+        subscriptions.plan_id,
+        plans.plan_name,
+        plans.currency as plan_currency,
+        customers.currency as customer_currency,
+        ---------- numerics
+        plans.base_fee,
+        plans.minimum_commitment,
+        customers.tax_rate,
+        billing_periods.days_in_period,
+        datediff(
+            'day',
+            greatest(subscriptions.starts_on, billing_periods.billing_period_start),
+            least(
+                coalesce(subscriptions.ends_on, billing_periods.billing_period_end),
+                billing_periods.billing_period_end
+            )
+        ) as active_days,
+        ---------- dates
+        billing_periods.billing_period_start,
+        billing_periods.billing_period_end,
+        greatest(subscriptions.starts_on, billing_periods.billing_period_start) as active_from,
+        least(
+            coalesce(subscriptions.ends_on, billing_periods.billing_period_end),
+            billing_periods.billing_period_end
+        ) as active_until
+    from subscriptions
+    inner join billing_periods
+        on
+            subscriptions.starts_on < billing_periods.billing_period_end
+            and (
+                subscriptions.ends_on is null
+                or subscriptions.ends_on > billing_periods.billing_period_start
+            )
+    inner join plans
+        on subscriptions.plan_id = plans.plan_id
+    inner join customers
+        on subscriptions.customer_id = customers.customer_id
+
+)
+
+select * from subscription_periods

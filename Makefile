@@ -29,6 +29,7 @@ demo: setup
 	$(BIN)/billing generate --events $(DEMO_EVENTS)
 	$(BIN)/billing ingest
 	$(BIN)/billing build
+	$(BIN)/billing invoices
 
 test: setup lint pytest
 

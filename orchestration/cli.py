@@ -105,6 +105,26 @@ def command_build(args: argparse.Namespace) -> None:
     )
 
 
+def command_invoices(args: argparse.Namespace) -> None:
+    from orchestration.build import BuildError, connect_published
+    from orchestration.summary import invoice_tables
+
+    settings = load_settings()
+    period = args.period.strftime("%Y-%m") if args.period else None
+    try:
+        with connect_published(settings) as con:
+            print(invoice_tables(con, period))
+    except BuildError as error:
+        raise UserError(str(error)) from error
+    print(
+        f"\nQuery the published marts (read-only) with DuckDB, e.g.:\n"
+        f'  .venv/bin/python -c "import duckdb; print(duckdb.connect('
+        f"'{settings.published_warehouse}', read_only=True).sql("
+        f"'select * from fct_invoice_line_items limit 20'))\"\n"
+        f"  Parquet copies for BI tools: {settings.published_dir / 'parquet'}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing",
@@ -163,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--as-of", help="the run's 'now', ISO 8601 (default: the current time)")
     build.add_argument("--select", help="a dbt selector, to build part of the project")
     build.set_defaults(handler=command_build)
+
+    invoices = commands.add_parser(
+        "invoices",
+        help="print invoices from the published marts",
+        description="Print one table of invoices per billing period (customer, status, "
+        "subtotal, tax, total, currency), read from the last published build.",
+    )
+    invoices.add_argument("--period", type=parse_month, help="only this period, YYYY-MM")
+    invoices.set_defaults(handler=command_invoices)
     return parser
 
 

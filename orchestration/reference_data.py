@@ -87,7 +87,7 @@ METERS = [
 PLANS = [
     ("starter_usd", "Starter", "USD", "49.00", ""),
     ("growth_usd", "Growth", "USD", "499.00", ""),
-    ("enterprise_usd", "Enterprise", "USD", "2000.00", "10000.00"),
+    ("enterprise_usd", "Enterprise", "USD", "2000.00", "1500.00"),
     ("growth_eur", "Growth (EUR)", "EUR", "459.00", ""),
     ("starter_jpy", "Starter (JPY)", "JPY", "7500", ""),
 ]
@@ -183,7 +183,7 @@ CHARGES = [
         "api_calls",
         "standard",
         "API calls",
-        unit_price="0.0002",
+        unit_price="0.002",
     ),
     _per_thousand("enterprise_input", "enterprise_usd", "input_tokens", "", "0.001"),
     _per_thousand("enterprise_output", "enterprise_usd", "output_tokens", "", "0.0015"),

@@ -33,3 +33,66 @@ def routing_summary(con: duckdb.DuckDBPyConnection) -> str:
     balanced = "yes" if raw == accepted + duplicate + quarantined else "NO"
     lines.append(f"  every event accounted for: {balanced}")
     return "\n".join(lines)
+
+
+def format_amount(amount, minor_units: int) -> str:
+    """Money as finance writes it: thousands separators, the currency's own decimals."""
+    return f"{amount:,.{minor_units}f}"
+
+
+def invoice_tables(con: duckdb.DuckDBPyConnection, period: str | None = None) -> str:
+    """One table per billing period: customer, status, subtotal, tax, total, currency."""
+    rows = con.execute(
+        """
+        select
+            strftime(invoices.billing_period_start, '%Y-%m') as period,
+            invoices.invoice_number,
+            invoices.customer_id,
+            invoices.customer_name,
+            invoices.status,
+            invoices.subtotal_amount,
+            invoices.tax_amount,
+            invoices.total_amount,
+            invoices.currency,
+            invoices.currency_minor_units
+        from fct_invoices as invoices
+        where ? is null or strftime(invoices.billing_period_start, '%Y-%m') = ?
+        order by invoices.billing_period_start, invoices.invoice_number
+        """,
+        [period, period],
+    ).fetchall()
+    if not rows:
+        return f"no invoices{' for ' + period if period else ''}"
+    blocks: list[str] = []
+    current = None
+    for period_label, number, customer, name, status, subtotal, tax, total, currency, units in rows:
+        if period_label != current:
+            current = period_label
+            blocks.append(
+                f"\nInvoices for {period_label}\n"
+                f"  {'invoice':<19}{'customer':<11}{'name':<22}{'status':<10}"
+                f"{'subtotal':>14}{'tax':>12}{'total':>14}  cur"
+            )
+        blocks.append(
+            f"  {number:<19}{customer:<11}{name[:21]:<22}{status:<10}"
+            f"{format_amount(subtotal, units):>14}{format_amount(tax, units):>12}"
+            f"{format_amount(total, units):>14}  {currency}"
+        )
+    totals = con.execute(
+        """
+        select currency, count(*), sum(total_amount), max(currency_minor_units)
+        from fct_invoices
+        where ? is null or strftime(billing_period_start, '%Y-%m') = ?
+        group by currency
+        order by currency
+        """,
+        [period, period],
+    ).fetchall()
+    blocks.append(
+        "\n  totals: "
+        + "; ".join(
+            f"{count} invoices, {format_amount(total, units)} {cur}"
+            for cur, count, total, units in totals
+        )
+    )
+    return "\n".join(blocks)

@@ -44,6 +44,7 @@ invoices_taxed as (
         lines_per_invoice.*,
         customers.customer_name,
         customers.tax_rate,
+        currencies.minor_units as currency_minor_units,
         cast(0 as decimal(38, 4)) as discount_amount,
         cast(0 as decimal(38, 4)) as credits_applied_amount,
         {# Tax on what is owed before credits, never on a negative amount. #}
@@ -85,6 +86,7 @@ invoices as (
         billing_period_end,
         ---------- money
         currency,
+        currency_minor_units,
         cast(subtotal_amount as decimal(38, 4)) as subtotal_amount,
         discount_amount,
         tax_amount,

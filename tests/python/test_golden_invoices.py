@@ -1,0 +1,338 @@
+"""Golden invoices: a handful of customers whose invoices were computed by hand.
+
+Seeds and landing files are written here, built end to end (ingest, dbt build, publish),
+and every line and total must match the arithmetic in the comments to the cent (to the yen).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import query
+
+from orchestration.build import build
+from orchestration.ingest import ingest_files
+from orchestration.reference_data import write_seeds
+
+AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
+
+SEEDS = {
+    "currencies": [["USD", "2"], ["JPY", "0"]],
+    "customers": [
+        ["g_api", "Graduated Co", "USD", "0.1", "", "UTC"],
+        ["g_ent", "Enterprise Co", "USD", "0", "", "UTC"],
+        ["g_jpy", "Yen KK", "JPY", "0.1", "", "Asia/Tokyo"],
+        ["g_mid", "Midmonth Inc", "USD", "0.2", "", "UTC"],
+    ],
+    "meters": [
+        ["api_calls", "api_call", "count", "", "", "call", "API calls"],
+        ["storage_gb", "storage_snapshot", "max", "gb", "", "GB", "Peak storage"],
+        ["images", "image_generation", "count", "", "", "image", "Images"],
+        ["seats", "user_activity", "unique_count", "user_id", "", "user", "Active users"],
+        ["tokens", "llm_tokens", "sum", "tokens", "model", "token", "Tokens"],
+    ],
+    "plans": [
+        ["p_api", "API", "USD", "10.00", ""],
+        ["p_ent", "Enterprise", "USD", "100.00", "1000.00"],
+        ["p_jpy", "Tokens JP", "JPY", "1000", ""],
+        ["p_mid", "Mid", "USD", "49.99", "300.00"],
+    ],
+    "plan_charges": [
+        # charge_id, plan, meter, dimension, model, unit_price, package_size, free_units,
+        # divisor, rounding, precision, min, max, display name
+        ["c_api", "p_api", "api_calls", "", "graduated", "", "", "", "", "none", "", "", "", "API"],
+        ["c_gb", "p_api", "storage_gb", "", "volume", "", "", "", "1", "up", "0", "", "", "GB"],
+        [
+            "c_img",
+            "p_api",
+            "images",
+            "",
+            "package",
+            "2.50",
+            "10",
+            "5",
+            "",
+            "none",
+            "",
+            "",
+            "",
+            "Img",
+        ],
+        [
+            "c_ent_api",
+            "p_ent",
+            "api_calls",
+            "",
+            "standard",
+            "0.02",
+            "",
+            "",
+            "",
+            "none",
+            "",
+            "",
+            "",
+            "API",
+        ],
+        ["c_seats", "p_ent", "seats", "", "staircase", "", "", "", "", "none", "", "", "", "Seats"],
+        [
+            "c_gpt4",
+            "p_jpy",
+            "tokens",
+            "gpt-4",
+            "standard",
+            "9",
+            "",
+            "",
+            "1000",
+            "up",
+            "0",
+            "",
+            "",
+            "GPT-4",
+        ],
+        [
+            "c_tok",
+            "p_jpy",
+            "tokens",
+            "",
+            "standard",
+            "3",
+            "",
+            "",
+            "1000",
+            "up",
+            "0",
+            "",
+            "",
+            "Other",
+        ],
+        [
+            "c_mid_api",
+            "p_mid",
+            "api_calls",
+            "",
+            "standard",
+            "0.1",
+            "",
+            "",
+            "",
+            "none",
+            "",
+            "",
+            "",
+            "API",
+        ],
+    ],
+    "plan_charge_tiers": [
+        ["c_api", "1", "1000", "0", "0"],
+        ["c_api", "2", "5000", "0.01", "0"],
+        ["c_api", "3", "", "0.005", "0"],
+        ["c_gb", "1", "10", "1.00", "0"],
+        ["c_gb", "2", "", "0.80", "0"],
+        ["c_seats", "1", "3", "0", "0"],
+        ["c_seats", "2", "10", "0", "50"],
+        ["c_seats", "3", "", "0", "120"],
+    ],
+    "subscriptions": [
+        ["s_api", "g_api", "p_api", "2026-01-01", ""],
+        ["s_ent", "g_ent", "p_ent", "2026-01-01", ""],
+        ["s_jpy", "g_jpy", "p_jpy", "2026-01-01", ""],
+        ["s_mid", "g_mid", "p_mid", "2026-09-16", ""],
+    ],
+    "subscription_overrides": [],
+    "credit_grants": [],
+    "discounts": [],
+}
+
+
+def event(event_id: str, customer: str, event_type: str, timestamp: str, **properties) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "customer_id": customer,
+            "event_type": event_type,
+            "timestamp": timestamp,
+            "properties": properties,
+        }
+    )
+
+
+def september_events() -> list[str]:
+    lines = []
+    # g_api: 6,500 calls, one of them written in +02:00 (still September in UTC).
+    lines += [event(f"api-{n}", "g_api", "api_call", "2026-09-05T10:00:00Z") for n in range(6499)]
+    lines.append(event("api-6499", "g_api", "api_call", "2026-10-01T01:30:00+02:00"))
+    lines.append(lines[0])  # an exact re-delivery: a duplicate, not a 6,501st call
+    lines += [
+        event(f"gb-{n}", "g_api", "storage_snapshot", f"2026-09-{10 + n}T00:00:00Z", gb=gb)
+        for n, gb in enumerate([3.2, 12.4, 9.9])
+    ]
+    lines += [
+        event(f"img-{n}", "g_api", "image_generation", "2026-09-07T08:00:00Z") for n in range(26)
+    ]
+    # g_ent: 30,000 calls and 7 distinct users (9 activity events).
+    lines += [event(f"ent-{n}", "g_ent", "api_call", "2026-09-12T12:00:00Z") for n in range(30000)]
+    users = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u1", "u2"]
+    lines += [
+        event(f"seat-{n}", "g_ent", "user_activity", "2026-09-13T09:00:00Z", user_id=user)
+        for n, user in enumerate(users)
+    ]
+    # g_jpy: gpt-4 tokens 1,500 + 1,500 + 1; other models 999 + 1,000; no model 500.
+    tokens = [("gpt-4", 1500), ("gpt-4", 1500), ("gpt-4", 1), ("llama", 999), ("llama", 1000)]
+    lines += [
+        event(f"tok-{n}", "g_jpy", "llm_tokens", "2026-09-20T00:00:00+09:00", model=m, tokens=t)
+        for n, (m, t) in enumerate(tokens)
+    ]
+    lines.append(event("tok-nomodel", "g_jpy", "llm_tokens", "2026-09-21T00:00:00Z", tokens=500))
+    # g_mid: 5 calls before the subscription starts (unbilled), 1,234 after.
+    lines += [event(f"early-{n}", "g_mid", "api_call", "2026-09-10T00:00:00Z") for n in range(5)]
+    lines += [event(f"mid-{n}", "g_mid", "api_call", "2026-09-16T00:00:00Z") for n in range(1234)]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def golden(workspace):
+    write_seeds(workspace.seeds_dir, SEEDS)
+    landing: Path = workspace.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    (landing / "golden.jsonl").write_text("\n".join(september_events()) + "\n")
+    ingest_files(workspace.warehouse, [landing], landing)
+    build(workspace, AS_OF)
+    return workspace
+
+
+def invoices(settings, period: str) -> dict[str, tuple]:
+    rows = query(
+        settings.published_warehouse,
+        "select customer_id, subtotal_amount, tax_amount, total_amount, currency, status, "
+        "line_item_count from fct_invoices where billing_period_start = ?",
+        [period],
+    )
+    return {row[0]: row[1:] for row in rows}
+
+
+def lines(settings, customer: str, period: str) -> list[tuple]:
+    return query(
+        settings.published_warehouse,
+        "select line_type, charge_id, tier, quantity, amount from fct_invoice_line_items "
+        "where customer_id = ? and billing_period_start = ? "
+        "order by line_order, charge_id, tier",
+        [customer, period],
+    )
+
+
+D = Decimal
+
+
+def test_graduated_volume_and_package_lines(golden):
+    # api 6,500 calls, graduated 1,000 @ 0 / 5,000 @ 0.01 / open @ 0.005:
+    #   tier 1: 1,000 x 0 = 0.00; tier 2: 4,000 x 0.01 = 40.00; tier 3: 1,500 x 0.005 = 7.50
+    # storage max(3.2, 12.4, 9.9) = 12.4 GB, rounded up to 13, volume 13 > 10 -> 13 x 0.80 = 10.40
+    # images 26, 5 free, packages of 10: ceil(21 / 10) = 3 x 2.50 = 7.50
+    assert lines(golden, "g_api", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("10.00")),
+        ("usage", "c_api", 1, D("1000"), D("0.00")),
+        ("usage", "c_api", 2, D("4000"), D("40.00")),
+        ("usage", "c_api", 3, D("1500"), D("7.50")),
+        ("usage", "c_gb", 2, D("13"), D("10.40")),
+        ("usage", "c_img", None, D("26"), D("7.50")),
+    ]
+    # subtotal 10 + 40 + 7.50 + 10.40 + 7.50 = 75.40; tax 10 % = 7.54; total 82.94
+    assert invoices(golden, "2026-09-01")["g_api"] == (
+        D("75.40"),
+        D("7.54"),
+        D("82.94"),
+        "USD",
+        "finalized",
+        6,
+    )
+
+
+def test_minimum_commitment_true_up(golden):
+    # api 30,000 x 0.02 = 600.00; 7 distinct users -> staircase step 2 (3 < 7 <= 10) = 50.00
+    # usage 650.00 under the 1,000.00 commitment -> true-up 350.00
+    assert lines(golden, "g_ent", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("100.00")),
+        ("usage", "c_ent_api", None, D("30000"), D("600.00")),
+        ("usage", "c_seats", 2, D("7"), D("50.00")),
+        ("minimum_commitment", None, None, D("1"), D("350.00")),
+    ]
+    # subtotal 100 + 600 + 50 + 350 = 1,100.00; tax 0
+    assert invoices(golden, "2026-09-01")["g_ent"] == (
+        D("1100.00"),
+        D("0.00"),
+        D("1100.00"),
+        "USD",
+        "finalized",
+        4,
+    )
+
+
+def test_dimension_prices_and_yen_rounding(golden):
+    # gpt-4: 3,001 tokens / 1,000 = 3.001, rounded up = 4 x 9 = 36 JPY
+    # default price takes every unclaimed token: llama 1,999 + no model 500 = 2,499
+    #   -> 2.499 up = 3 x 3 = 9 JPY
+    assert lines(golden, "g_jpy", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("1000")),
+        ("usage", "c_gpt4", None, D("4"), D("36")),
+        ("usage", "c_tok", None, D("3"), D("9")),
+    ]
+    # subtotal 1,045; tax 10 % = 104.5 -> 105 (half away from zero, 0 minor units); total 1,150
+    assert invoices(golden, "2026-09-01")["g_jpy"] == (
+        D("1045"),
+        D("105"),
+        D("1150"),
+        "JPY",
+        "finalized",
+        3,
+    )
+
+
+def test_mid_month_start_prorates_base_fee_and_commitment(golden):
+    # active Sep 16-30: 15 of 30 days. base 49.99 x 15/30 = 24.995 -> 25.00
+    # calls before the start are not billed: 1,234 x 0.1 = 123.40
+    # commitment 300 x 15/30 = 150.00 -> true-up 150.00 - 123.40 = 26.60
+    assert lines(golden, "g_mid", "2026-09-01") == [
+        ("base_fee", None, None, D("0.5"), D("25.00")),
+        ("usage", "c_mid_api", None, D("1234"), D("123.40")),
+        ("minimum_commitment", None, None, D("0.5"), D("26.60")),
+    ]
+    # subtotal 175.00; tax 20 % = 35.00; total 210.00
+    assert invoices(golden, "2026-09-01")["g_mid"] == (
+        D("175.00"),
+        D("35.00"),
+        D("210.00"),
+        "USD",
+        "finalized",
+        3,
+    )
+
+
+def test_open_period_is_a_draft_with_zero_usage_lines(golden):
+    # October has no usage: base fees, every charge at quantity 0, commitments in full.
+    #   g_api: 10.00 + tier-1 API 0 + storage tier 1 0 + images 0 = 10.00; tax 1.00
+    #   g_ent: 100.00 + 0 + seats step 1 (0) + true-up 1,000.00 = 1,100.00
+    #   g_jpy: 1,000 + 0 + 0 = 1,000; tax 100
+    #   g_mid: 49.99 + 0 + true-up 300.00 = 349.99; tax 20 % = 69.998 -> 70.00
+    assert invoices(golden, "2026-10-01") == {
+        "g_api": (D("10.00"), D("1.00"), D("11.00"), "USD", "draft", 4),
+        "g_ent": (D("1100.00"), D("0.00"), D("1100.00"), "USD", "draft", 4),
+        "g_jpy": (D("1000"), D("100"), D("1100"), "JPY", "draft", 3),
+        "g_mid": (D("349.99"), D("70.00"), D("419.99"), "USD", "draft", 3),
+    }
+
+
+def test_ids_are_deterministic_across_rebuilds(golden):
+    before = query(
+        golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
+    )
+    build(golden, AS_OF)
+    after = query(
+        golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
+    )
+    assert before == after
+    assert len(before) == 16 + 14

@@ -19,6 +19,20 @@ from orchestration.reference_data import write_seeds
 
 AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
 
+# charge_id,plan_id,meter_id,dimension_value,charge_model,unit_price,package_size,free_units,
+# quantity_divisor,quantity_rounding,quantity_precision,min_amount,max_amount,display_name
+PLAN_CHARGES_CSV = """\
+c_api,p_api,api_calls,,graduated,,,,,none,,,,API
+c_gb,p_api,storage_gb,,volume,,,,1,up,0,,,GB
+c_img,p_api,images,,package,2.50,10,5,,none,,,,Img
+c_ent_api,p_ent,api_calls,,standard,0.02,,,,none,,,,API
+c_seats,p_ent,seats,,staircase,,,,,none,,,,Seats
+c_gpt4,p_jpy,tokens,gpt-4,standard,9,,,1000,up,0,,,GPT-4
+c_tok,p_jpy,tokens,,standard,3,,,1000,up,0,,,Other
+c_mid_api,p_mid,api_calls,,standard,0.1,,,,none,,,,API
+gpu_a100,gpu_usd,gpu_seconds,a100,graduated,,,,3600,up,0,,,A100 hours
+gpu_other,gpu_usd,gpu_seconds,,standard,1.50,,,3600,up,0,,,Other GPU hours"""
+
 SEEDS = {
     "currencies": [["USD", "2"], ["JPY", "0"]],
     "customers": [
@@ -26,6 +40,7 @@ SEEDS = {
         ["g_ent", "Enterprise Co", "USD", "0", "", "UTC"],
         ["g_jpy", "Yen KK", "JPY", "0.1", "", "Asia/Tokyo"],
         ["g_mid", "Midmonth Inc", "USD", "0.2", "", "UTC"],
+        ["g_gpu", "GPU Startup", "USD", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -33,100 +48,17 @@ SEEDS = {
         ["images", "image_generation", "count", "", "", "image", "Images"],
         ["seats", "user_activity", "unique_count", "user_id", "", "user", "Active users"],
         ["tokens", "llm_tokens", "sum", "tokens", "model", "token", "Tokens"],
+        # The README's "adding a meter and a plan with seeds alone" example, verbatim.
+        ["gpu_seconds", "gpu_job", "sum", "gpu_seconds", "gpu", "second", "GPU time used"],
     ],
     "plans": [
         ["p_api", "API", "USD", "10.00", ""],
         ["p_ent", "Enterprise", "USD", "100.00", "1000.00"],
         ["p_jpy", "Tokens JP", "JPY", "1000", ""],
         ["p_mid", "Mid", "USD", "49.99", "300.00"],
+        ["gpu_usd", "GPU Cloud", "USD", "99.00", ""],
     ],
-    "plan_charges": [
-        # charge_id, plan, meter, dimension, model, unit_price, package_size, free_units,
-        # divisor, rounding, precision, min, max, display name
-        ["c_api", "p_api", "api_calls", "", "graduated", "", "", "", "", "none", "", "", "", "API"],
-        ["c_gb", "p_api", "storage_gb", "", "volume", "", "", "", "1", "up", "0", "", "", "GB"],
-        [
-            "c_img",
-            "p_api",
-            "images",
-            "",
-            "package",
-            "2.50",
-            "10",
-            "5",
-            "",
-            "none",
-            "",
-            "",
-            "",
-            "Img",
-        ],
-        [
-            "c_ent_api",
-            "p_ent",
-            "api_calls",
-            "",
-            "standard",
-            "0.02",
-            "",
-            "",
-            "",
-            "none",
-            "",
-            "",
-            "",
-            "API",
-        ],
-        ["c_seats", "p_ent", "seats", "", "staircase", "", "", "", "", "none", "", "", "", "Seats"],
-        [
-            "c_gpt4",
-            "p_jpy",
-            "tokens",
-            "gpt-4",
-            "standard",
-            "9",
-            "",
-            "",
-            "1000",
-            "up",
-            "0",
-            "",
-            "",
-            "GPT-4",
-        ],
-        [
-            "c_tok",
-            "p_jpy",
-            "tokens",
-            "",
-            "standard",
-            "3",
-            "",
-            "",
-            "1000",
-            "up",
-            "0",
-            "",
-            "",
-            "Other",
-        ],
-        [
-            "c_mid_api",
-            "p_mid",
-            "api_calls",
-            "",
-            "standard",
-            "0.1",
-            "",
-            "",
-            "",
-            "none",
-            "",
-            "",
-            "",
-            "API",
-        ],
-    ],
+    "plan_charges": [row.split(",") for row in PLAN_CHARGES_CSV.splitlines()],
     "plan_charge_tiers": [
         ["c_api", "1", "1000", "0", "0"],
         ["c_api", "2", "5000", "0.01", "0"],
@@ -136,12 +68,15 @@ SEEDS = {
         ["c_seats", "1", "3", "0", "0"],
         ["c_seats", "2", "10", "0", "50"],
         ["c_seats", "3", "", "0", "120"],
+        ["gpu_a100", "1", "10", "0", "0"],
+        ["gpu_a100", "2", "", "4.00", "0"],
     ],
     "subscriptions": [
         ["s_api", "g_api", "p_api", "2026-01-01", ""],
         ["s_ent", "g_ent", "p_ent", "2026-01-01", ""],
         ["s_jpy", "g_jpy", "p_jpy", "2026-01-01", ""],
         ["s_mid", "g_mid", "p_mid", "2026-09-16", ""],
+        ["s_gpu", "g_gpu", "gpu_usd", "2026-09-01", ""],
     ],
     "subscription_overrides": [],
     "credit_grants": [],
@@ -191,6 +126,13 @@ def september_events() -> list[str]:
     # g_mid: 5 calls before the subscription starts (unbilled), 1,234 after.
     lines += [event(f"early-{n}", "g_mid", "api_call", "2026-09-10T00:00:00Z") for n in range(5)]
     lines += [event(f"mid-{n}", "g_mid", "api_call", "2026-09-16T00:00:00Z") for n in range(1234)]
+    # g_gpu: a100 5,400 + 36,000 + 1 s; t4 7,200 s; one job without a gpu, 100 s.
+    gpu_jobs = [("a100", 5400), ("a100", 36000), ("a100", 1), ("t4", 7200)]
+    lines += [
+        event(f"gpu-{n}", "g_gpu", "gpu_job", "2026-09-08T00:00:00Z", gpu=gpu, gpu_seconds=s)
+        for n, (gpu, s) in enumerate(gpu_jobs)
+    ]
+    lines.append(event("gpu-bare", "g_gpu", "gpu_job", "2026-09-09T00:00:00Z", gpu_seconds=100))
     return lines
 
 
@@ -312,17 +254,39 @@ def test_mid_month_start_prorates_base_fee_and_commitment(golden):
     )
 
 
+def test_a_meter_and_plan_added_with_seeds_alone(golden):
+    # a100: 41,401 s / 3,600 = 11.50... h, rounded up = 12 h: 10 free + 2 x 4.00 = 8.00
+    # other GPUs (t4 7,200 s + 100 s without a gpu) = 7,300 s = 2.03 h -> 3 h x 1.50 = 4.50
+    assert lines(golden, "g_gpu", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("99.00")),
+        ("usage", "gpu_a100", 1, D("10"), D("0.00")),
+        ("usage", "gpu_a100", 2, D("2"), D("8.00")),
+        ("usage", "gpu_other", None, D("3"), D("4.50")),
+    ]
+    # subtotal 99 + 8 + 4.50 = 111.50, no tax
+    assert invoices(golden, "2026-09-01")["g_gpu"] == (
+        D("111.50"),
+        D("0.00"),
+        D("111.50"),
+        "USD",
+        "finalized",
+        4,
+    )
+
+
 def test_open_period_is_a_draft_with_zero_usage_lines(golden):
     # October has no usage: base fees, every charge at quantity 0, commitments in full.
     #   g_api: 10.00 + tier-1 API 0 + storage tier 1 0 + images 0 = 10.00; tax 1.00
     #   g_ent: 100.00 + 0 + seats step 1 (0) + true-up 1,000.00 = 1,100.00
     #   g_jpy: 1,000 + 0 + 0 = 1,000; tax 100
     #   g_mid: 49.99 + 0 + true-up 300.00 = 349.99; tax 20 % = 69.998 -> 70.00
+    #   g_gpu: 99.00 + a100 tier 1 (0) + other 0 = 99.00
     assert invoices(golden, "2026-10-01") == {
         "g_api": (D("10.00"), D("1.00"), D("11.00"), "USD", "draft", 4),
         "g_ent": (D("1100.00"), D("0.00"), D("1100.00"), "USD", "draft", 4),
         "g_jpy": (D("1000"), D("100"), D("1100"), "JPY", "draft", 3),
         "g_mid": (D("349.99"), D("70.00"), D("419.99"), "USD", "draft", 3),
+        "g_gpu": (D("99.00"), D("0.00"), D("99.00"), "USD", "draft", 3),
     }
 
 
@@ -335,4 +299,4 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 16 + 14
+    assert len(before) == 20 + 17  # September lines + October lines

@@ -68,16 +68,30 @@ def seeds_path_for_dbt(seeds_dir: Path) -> str:
     return relative.as_posix()
 
 
-def run_dbt(args: list[str], settings: Settings) -> list:
-    """Invoke dbt in-process (no new interpreter per call) and fail with a one-line reason."""
+def run_dbt(args: list[str], settings: Settings, verbose: bool = True) -> list:
+    """Invoke dbt in-process (no new interpreter per call) and fail with a one-line reason.
+
+    Quiet runs show a progress bar over finished nodes instead of dbt's log; dbt still
+    prints every failure in full.
+    """
     dbt_environment(settings)
     from dbt.cli.main import dbtRunner
 
     full_args = [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    progress = None
+    callbacks = []
+    if not verbose:
+        from tqdm import tqdm
+
+        full_args.append("--quiet")
+        progress = tqdm(desc=f"dbt {args[0]}", unit="node")
+        callbacks.append(lambda event: _advance(progress, event))
     try:
-        result = dbtRunner().invoke(full_args)
+        result = dbtRunner(callbacks=callbacks).invoke(full_args)
     finally:
         release_dbt_connection()
+        if progress is not None:
+            progress.close()
     if result.exception is not None:
         raise BuildError(f"dbt {args[0]} could not run: {result.exception}")
     node_results = list(getattr(result.result, "results", None) or [])
@@ -91,6 +105,11 @@ def run_dbt(args: list[str], settings: Settings) -> list:
         more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         raise BuildError(f"dbt {args[0]} failed: {listed}{more}")
     return node_results
+
+
+def _advance(progress, event) -> None:
+    if event.info.name == "NodeFinished":
+        progress.update(1)
 
 
 def release_dbt_connection() -> None:
@@ -117,13 +136,13 @@ def prepare_warehouse(settings: Settings) -> None:
         con.close()
 
 
-def build(settings: Settings, as_of: str, select: str | None = None) -> list:
+def build(settings: Settings, as_of: str, select: str | None = None, verbose: bool = True) -> list:
     """One `dbt build` (seeds, models, tests) and, when it passes, a fresh published copy."""
     prepare_warehouse(settings)
     args = ["build", "--vars", dbt_vars(as_of)]
     if select:
         args += ["--select", select]
-    results = run_dbt(args, settings)
+    results = run_dbt(args, settings, verbose=verbose)
     publish(settings)
     return results
 

@@ -92,7 +92,7 @@ def command_build(args: argparse.Namespace) -> None:
     try:
         as_of = parse_as_of(args.as_of)
         started = time.perf_counter()
-        build(settings, as_of, select=args.select)
+        build(settings, as_of, select=args.select, verbose=args.verbose)
         elapsed = time.perf_counter() - started
         with connect_published(settings) as con:
             summary = routing_summary(con)
@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--as-of", help="the run's 'now', ISO 8601 (default: the current time)")
     build.add_argument("--select", help="a dbt selector, to build part of the project")
+    build.add_argument(
+        "--verbose", action="store_true", help="show dbt's full log instead of a progress bar"
+    )
     build.set_defaults(handler=command_build)
 
     invoices = commands.add_parser(

@@ -42,6 +42,7 @@ DUPLICATE_RATE = 0.01
 CONFLICT_RATE = 0.0005
 MESS_RATE = 0.0003
 OFFSET_RATE = 0.01
+REVERSAL_RATE = 0.0005
 QUARANTINE_REASONS = [
     "malformed_json",
     "missing_event_id",
@@ -56,6 +57,7 @@ QUARANTINE_REASONS = [
     "missing_value",
     "non_numeric_value",
 ]
+REVERSAL_REASONS = ["reversal_of_unknown_event", "reversal_mismatch", "reversal_of_reversed_event"]
 
 
 @dataclass
@@ -270,9 +272,10 @@ def build_record(files: list[LandingFile], options: GenerateOptions, offsets: in
     per_file = {}
     totals: Counter = Counter()
     for landing in files:
-        counts = Counter(outcome for _, _, outcome in landing.entries)
+        counts = Counter(outcome.removesuffix(":reversal") for _, _, outcome in landing.entries)
         per_file[landing.name] = dict(sorted(counts.items()))
         totals.update(counts)
+        totals["accepted:reversal"] += sum(o == "accepted:reversal" for _, _, o in landing.entries)
     quarantined = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("quarantined:")}
     return {
         "options": {
@@ -282,12 +285,13 @@ def build_record(files: list[LandingFile], options: GenerateOptions, offsets: in
             "first_month": options.first_month.isoformat(),
             "seed": options.seed,
         },
-        "raw_rows": sum(totals.values()),
+        "raw_rows": sum(v for k, v in totals.items() if k != "accepted:reversal"),
         "accepted": totals["accepted"],
         "duplicate": totals["duplicate"],
         "quarantined": sum(quarantined.values()),
         "quarantined_by_reason": dict(sorted(quarantined.items())),
         "offset_timestamps": offsets,
+        "reversals": totals["accepted:reversal"],
         "files": per_file,
     }
 
@@ -333,6 +337,60 @@ def generate(
         else:
             line = event_line(changed_payload(event, rng))
             files[target].add(copy_key, line, "quarantined:idempotency_conflict")
+
+    reversal_count = max(1, round(options.events * REVERSAL_RATE))
+    taken = set(picks)
+    candidates = [
+        n
+        for n in rng.sample(range(len(events)), reversal_count + 2 * messes + 10)
+        if n not in taken
+    ]
+    for number, pick in enumerate(candidates[: reversal_count + messes]):
+        day, key, event = events[pick]
+        later = [d for d in jsonl_days if d >= day][:3] or [jsonl_days[-1]]
+        target = rng.choice(later)
+        first_key = rng.uniform(key, 86400) if target == day else rng.uniform(0, 86000)
+        reversal = {
+            "event_id": factory.next_id(),
+            "customer_id": event["customer_id"],
+            "event_type": event["event_type"],
+            "timestamp": format_utc(target, int(first_key)),
+            "reverses_event_id": event["event_id"],
+        }
+        files[target].add(first_key, event_line(reversal), "accepted:reversal")
+        if number >= reversal_count:
+            # A second reversal of the same event, after the first: refused.
+            again = dict(reversal, event_id=factory.next_id())
+            again_key = rng.uniform(first_key, 86400)
+            files[target].add(
+                again_key, event_line(again), "quarantined:reversal_of_reversed_event"
+            )
+    for pick in candidates[reversal_count + messes : reversal_count + 2 * messes]:
+        day, key, event = events[pick]
+        other = next(c.customer_id for c in customers if c.customer_id != event["customer_id"])
+        mismatch = {
+            "event_id": factory.next_id(),
+            "customer_id": other,
+            "event_type": event["event_type"],
+            "timestamp": format_utc(day, int(key)),
+            "reverses_event_id": event["event_id"],
+        }
+        files[rng.choice(jsonl_days)].add(
+            rng.uniform(0, 86400), event_line(mismatch), "quarantined:reversal_mismatch"
+        )
+    for _ in range(messes):
+        day = rng.choice(jsonl_days)
+        customer = rng.choice(customers)
+        unknown = {
+            "event_id": factory.next_id(),
+            "customer_id": customer.customer_id,
+            "event_type": "api_call",
+            "timestamp": format_utc(day, rng.randrange(86400)),
+            "reverses_event_id": f"evt_never_sent_{rng.randrange(10**9)}",
+        }
+        files[day].add(
+            rng.uniform(0, 86400), event_line(unknown), "quarantined:reversal_of_unknown_event"
+        )
 
     for reason in QUARANTINE_REASONS:
         for _ in range(messes):

@@ -1,7 +1,8 @@
 {#
-    Accepted events read through every meter of their type: one row per event and meter,
-    with the meter's dimension value and the value it aggregates. The single place event
-    properties become quantities.
+    Accepted usage events read through every meter of their type: one row per event and
+    meter, with the meter's dimension value and the value it aggregates. Reversed events are
+    kept, with their reversal, so rating can tell what an earlier invoice saw. The single
+    place event properties become quantities.
 #}
 with
 
@@ -24,6 +25,9 @@ events_with_meter_values as (
         usage_events.event_id,
         usage_events.customer_id,
         meters.meter_id,
+        usage_events.file_id,
+        usage_events.reversed_by_event_id,
+        usage_events.reversal_file_id,
         meters.aggregation,
         {# Unset group_by_property: no dimension; a missing property: the default price. #}
         case

@@ -7,6 +7,7 @@ with
 events_metered as (
 
     select * from {{ ref('int_events_metered') }}
+    where reversed_by_event_id is null
 
 ),
 

@@ -102,7 +102,8 @@ fields_typed as (
 value_checks as (
 
     {# One row per event and meter that reads a value from it: the value must be there, and
-       numeric unless the meter counts distinct values. #}
+       numeric unless the meter counts distinct values. A reversal's properties are ignored
+       (DESIGN 6.5), so reversals are not checked. #}
     select
         fields_typed.file_id,
         fields_typed.line_number,
@@ -124,6 +125,7 @@ value_checks as (
         on fields_typed.event_type = meters.event_type
     where
         meters.value_property is not null
+        and fields_typed.reverses_event_id is null
         and fields_typed.is_json_object
         and json_type(fields_typed.properties) = 'OBJECT'
     group by fields_typed.file_id, fields_typed.line_number

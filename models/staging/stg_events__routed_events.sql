@@ -2,7 +2,10 @@
     Every raw row routed to exactly one of accepted, duplicate or quarantined. Among the rows
     that passed validation, the first arrival of an `event_id` (by file, then line) wins; a
     later copy with the same payload is a duplicate, a later copy with another payload is an
-    `idempotency_conflict`. The conservation of raw rows is tested on this model.
+    `idempotency_conflict`. Then reversals (DESIGN 6.5) are checked against the accepted
+    usage events: a reversal of an unknown event, of an event already reversed, or of another
+    customer's or event type's event is quarantined. The conservation of raw rows is tested
+    on this model.
 #}
 with
 
@@ -29,7 +32,7 @@ ranked_by_arrival as (
 
 ),
 
-routed as (
+deduplicated as (
 
     select
         ---------- ids
@@ -63,6 +66,73 @@ routed as (
         event_date,
         loaded_at
     from ranked_by_arrival
+
+),
+
+accepted_usage as (
+
+    select
+        event_id,
+        customer_id,
+        event_type
+    from deduplicated
+    where event_status = 'accepted' and reverses_event_id is null
+
+),
+
+reversals_matched as (
+
+    select
+        deduplicated.raw_row_id,
+        deduplicated.reverses_event_id,
+        deduplicated.file_id,
+        deduplicated.line_number,
+        case
+            when accepted_usage.event_id is null then 'reversal_of_unknown_event'
+            when
+                accepted_usage.customer_id != deduplicated.customer_id
+                or accepted_usage.event_type != deduplicated.event_type
+                then 'reversal_mismatch'
+        end as match_problem
+    from deduplicated
+    left join accepted_usage
+        on deduplicated.reverses_event_id = accepted_usage.event_id
+    where deduplicated.event_status = 'accepted' and deduplicated.reverses_event_id is not null
+
+),
+
+reversals_checked as (
+
+    select
+        raw_row_id,
+        {# The first valid reversal of an event wins; any later one is refused. #}
+        case
+            when match_problem is not null then match_problem
+            when
+                row_number() over (
+                    partition by reverses_event_id, match_problem is null
+                    order by file_id, line_number
+                ) > 1
+                then 'reversal_of_reversed_event'
+        end as reversal_problem
+    from reversals_matched
+
+),
+
+routed as (
+
+    select
+        deduplicated.* replace (
+            case
+                when reversals_checked.reversal_problem is not null then 'quarantined'
+                else deduplicated.event_status
+            end as event_status,
+            coalesce(deduplicated.quarantine_reason, reversals_checked.reversal_problem)
+                as quarantine_reason
+        )
+    from deduplicated
+    left join reversals_checked
+        on deduplicated.raw_row_id = reversals_checked.raw_row_id
 
 )
 

@@ -1,6 +1,7 @@
 {#
-    The accepted events: one row per distinct `event_id`, parsed and typed. This is the only
-    door from staging into metering.
+    The accepted usage events: one row per distinct `event_id`, parsed and typed, with the
+    accepted reversal that cancels it, if any. Reversal events themselves carry no usage.
+    This is the only door from staging into metering.
 #}
 with
 
@@ -10,23 +11,40 @@ routed_events as (
 
 ),
 
+accepted_reversals as (
+
+    select
+        reverses_event_id,
+        event_id as reversed_by_event_id,
+        file_id as reversal_file_id,
+        event_at as reversed_at
+    from routed_events
+    where event_status = 'accepted' and reverses_event_id is not null
+
+),
+
 accepted_events as (
 
     select
         ---------- ids
-        event_id,
-        customer_id,
-        event_type,
-        reverses_event_id,
-        raw_row_id,
+        routed_events.event_id,
+        routed_events.customer_id,
+        routed_events.event_type,
+        routed_events.raw_row_id,
+        routed_events.file_id,
+        accepted_reversals.reversed_by_event_id,
+        accepted_reversals.reversal_file_id,
         ---------- payload
-        properties,
+        routed_events.properties,
         ---------- timestamps
-        event_at,
-        event_date,
-        loaded_at
+        routed_events.event_at,
+        routed_events.event_date,
+        routed_events.loaded_at,
+        accepted_reversals.reversed_at
     from routed_events
-    where event_status = 'accepted'
+    left join accepted_reversals
+        on routed_events.event_id = accepted_reversals.reverses_event_id
+    where routed_events.event_status = 'accepted' and routed_events.reverses_event_id is null
 
 )
 

@@ -72,8 +72,17 @@ def test_every_category_and_reason_matches_what_was_injected(pipeline):
     expected.update(record["quarantined_by_reason"])
     assert pipeline["counts"]["by_reason"] == expected
     # The generator injects every reason it knows, so none of them can silently vanish.
-    assert len(record["quarantined_by_reason"]) == 13
+    assert len(record["quarantined_by_reason"]) == 16
     assert min(record["quarantined_by_reason"].values()) >= 1
+
+
+def test_valid_reversals_cancel_exactly_their_originals(pipeline, workspace):
+    [(reversed_events, distinct_reversals)] = query(
+        workspace.warehouse,
+        "select count(*), count(distinct reversed_by_event_id) "
+        "from staging.stg_events__usage_events where reversed_by_event_id is not null",
+    )
+    assert reversed_events == distinct_reversals == pipeline["record"]["reversals"] > 0
 
 
 def test_each_file_routes_exactly_its_injected_lines(pipeline):

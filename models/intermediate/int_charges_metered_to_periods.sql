@@ -4,13 +4,48 @@
     dimension value (or the plan's default charge for the meter), then aggregated with the
     meter's aggregation and transformed per DESIGN 6.2. Charges without usage get quantity 0,
     so every charge of the rate card reaches the invoice.
+
+    Two scenarios: `current` counts every accepted, unreversed event; for periods already
+    billed on a finalized invoice, `billed` counts only what that invoice saw (events and
+    reversals landed up to its file watermark). Their difference is the late-usage
+    adjustment (DESIGN 6.5), both rated with today's rate card.
 #}
 with
 
 events_metered as (
 
     select * from {{ ref('int_events_metered') }}
+
+),
+
+periods_billed as (
+
+    select * from {{ ref('int_invoice_periods_billed') }}
+
+),
+
+events_in_scenarios as (
+
+    select
+        *,
+        'current' as scenario
+    from events_metered
     where reversed_by_event_id is null
+    union all
+    select
+        events_metered.*,
+        'billed' as scenario
+    from events_metered
+    inner join periods_billed
+        on
+            events_metered.customer_id = periods_billed.customer_id
+            and events_metered.billing_period_start = periods_billed.billing_period_start
+    where
+        events_metered.file_id <= periods_billed.billed_through_file_id
+        and (
+            events_metered.reversed_by_event_id is null
+            or events_metered.reversal_file_id > periods_billed.billed_through_file_id
+        )
 
 ),
 
@@ -55,6 +90,7 @@ events_charged as (
     select
         ---------- ids
         events_metered.event_id,
+        events_metered.scenario,
         subscriptions.subscription_id,
         plan_charges.charge_id,
         events_metered.meter_id,
@@ -65,7 +101,7 @@ events_charged as (
         ---------- timestamps
         events_metered.event_at,
         events_metered.billing_period_start
-    from events_metered
+    from events_in_scenarios as events_metered
     inner join subscriptions
         on
             events_metered.customer_id = subscriptions.customer_id
@@ -93,8 +129,26 @@ usage_per_charge as (
 
     {{ aggregate_meters(
         'events_charged',
-        ['subscription_id', 'billing_period_start', 'charge_id']
+        ['scenario', 'subscription_id', 'billing_period_start', 'charge_id']
     ) }}
+
+),
+
+scenarios as (
+
+    select
+        subscription_periods.subscription_period_id,
+        'current' as scenario
+    from subscription_periods
+    union all
+    select
+        subscription_periods.subscription_period_id,
+        'billed' as scenario
+    from subscription_periods
+    inner join periods_billed
+        on
+            subscription_periods.customer_id = periods_billed.customer_id
+            and subscription_periods.billing_period_start = periods_billed.billing_period_start
 
 ),
 
@@ -103,7 +157,8 @@ charges_per_period as (
     select
         ---------- ids
         subscription_periods.subscription_period_id || ':' || plan_charges.charge_id
-            as charge_period_id,
+        || ':' || scenarios.scenario as charge_period_id,
+        scenarios.scenario,
         subscription_periods.subscription_period_id,
         subscription_periods.subscription_id,
         subscription_periods.customer_id,
@@ -126,13 +181,16 @@ charges_per_period as (
         ---------- dates
         subscription_periods.billing_period_start
     from subscription_periods
+    inner join scenarios
+        on subscription_periods.subscription_period_id = scenarios.subscription_period_id
     inner join plan_charges
         on subscription_periods.plan_id = plan_charges.plan_id
     inner join meters
         on plan_charges.meter_id = meters.meter_id
     left join usage_per_charge
         on
-            subscription_periods.subscription_id = usage_per_charge.subscription_id
+            scenarios.scenario = usage_per_charge.scenario
+            and subscription_periods.subscription_id = usage_per_charge.subscription_id
             and subscription_periods.billing_period_start = usage_per_charge.billing_period_start
             and plan_charges.charge_id = usage_per_charge.charge_id
 

@@ -118,7 +118,7 @@ single_tier_rated as (
 ),
 
 {%- set rated_columns = [
-    'charge_period_id', 'subscription_period_id', 'subscription_id', 'customer_id',
+    'charge_period_id', 'scenario', 'subscription_period_id', 'subscription_id', 'customer_id',
     'charge_id', 'meter_id', 'dimension_value', 'charge_model', 'display_name', 'unit_name',
     'aggregate_quantity', 'quantity', 'event_count', 'has_negative_quantity',
     'billing_period_start', 'tier', 'line_quantity', 'line_unit_price', 'amount_unrounded',

@@ -1,8 +1,10 @@
 {#
-    Every invoice line of every customer and period, in the order of DESIGN 6.4: base fees
-    prorated by active days, usage lines (one per tier of a graduated charge) and the
-    minimum-commitment true-up. Each amount is rounded here, once, to the currency's minor
-    units; invoices only add rounded lines up.
+    Every line of every open invoice, in the order of DESIGN 6.4: base fees prorated by
+    active days, usage lines (one per tier of a graduated charge), the minimum-commitment
+    true-up, and adjustments for periods already billed on a finalized invoice (late usage
+    and reversals: the period rated now minus the period as that invoice saw it, both with
+    today's rate card), placed on the customer's next open invoice. Each amount is rounded
+    here, once, to the currency's minor units; invoices only add rounded lines up.
 #}
 with
 
@@ -24,11 +26,18 @@ currencies as (
 
 ),
 
+periods_billed as (
+
+    select * from {{ ref('int_invoice_periods_billed') }}
+
+),
+
 subscription_periods_priced as (
 
     select
         subscription_periods.*,
         currencies.minor_units,
+        periods_billed.customer_id is not null as is_billed,
         {{ divide_and_round(
             'subscription_periods.active_days', 'subscription_periods.days_in_period',
             '9', "'half_up'"
@@ -50,6 +59,71 @@ subscription_periods_priced as (
     from subscription_periods
     inner join currencies
         on subscription_periods.customer_currency = currencies.currency
+    left join periods_billed
+        on
+            subscription_periods.customer_id = periods_billed.customer_id
+            and subscription_periods.billing_period_start = periods_billed.billing_period_start
+
+),
+
+open_invoice_periods as (
+
+    select distinct
+        customer_id,
+        billing_period_start
+    from subscription_periods_priced
+    where not is_billed
+
+),
+
+usage_lines_rated as (
+
+    select
+        charges_rated.*,
+        subscription_periods_priced.is_billed,
+        {{ round_money(
+            'charges_rated.amount_unrounded', 'subscription_periods_priced.minor_units'
+        ) }} as amount
+    from charges_rated
+    inner join subscription_periods_priced
+        on charges_rated.subscription_period_id = subscription_periods_priced.subscription_period_id
+
+),
+
+usage_per_scenario as (
+
+    select
+        subscription_period_id,
+        scenario,
+        sum(amount) as usage_amount
+    from usage_lines_rated
+    group by subscription_period_id, scenario
+
+),
+
+commitments_by_scenario as (
+
+    {# The invoice is max(commitment, usage): the shortfall is its own line. #}
+    select
+        subscription_periods_priced.subscription_period_id,
+        scenarios.scenario,
+        subscription_periods_priced.is_billed,
+        coalesce(usage_per_scenario.usage_amount, 0) as usage_amount,
+        greatest(
+            subscription_periods_priced.commitment_amount
+            - coalesce(usage_per_scenario.usage_amount, 0),
+            0
+        ) as true_up_amount
+    from subscription_periods_priced
+    cross join (values ('current'), ('billed')) as scenarios (scenario)
+    left join usage_per_scenario
+        on
+            subscription_periods_priced.subscription_period_id
+            = usage_per_scenario.subscription_period_id
+            and scenarios.scenario = usage_per_scenario.scenario
+    where
+        subscription_periods_priced.minimum_commitment is not null
+        and (scenarios.scenario = 'current' or subscription_periods_priced.is_billed)
 
 ),
 
@@ -57,6 +131,7 @@ base_fee_lines as (
 
     select
         subscription_period_id,
+        cast(null as date) as source_period_start,
         'base_fee' as line_type,
         1 as line_order,
         cast(null as varchar) as charge_id,
@@ -75,60 +150,46 @@ base_fee_lines as (
             else ''
         end as description
     from subscription_periods_priced
-    where base_fee is not null
+    where base_fee is not null and not is_billed
 
 ),
 
 usage_lines as (
 
     select
-        charges_rated.subscription_period_id,
+        subscription_period_id,
+        cast(null as date) as source_period_start,
         'usage' as line_type,
         2 as line_order,
-        charges_rated.charge_id,
-        charges_rated.meter_id,
-        charges_rated.dimension_value,
-        charges_rated.tier,
-        charges_rated.charge_model,
-        charges_rated.line_quantity as quantity,
-        charges_rated.line_unit_price as unit_price,
-        {{ round_money(
-            'charges_rated.amount_unrounded', 'subscription_periods_priced.minor_units'
-        ) }} as amount,
-        charges_rated.event_count,
-        charges_rated.display_name
+        charge_id,
+        meter_id,
+        dimension_value,
+        tier,
+        charge_model,
+        line_quantity as quantity,
+        line_unit_price as unit_price,
+        amount,
+        event_count,
+        display_name
         || case
-            when charges_rated.charge_model = 'graduated'
-                then ' (tier ' || charges_rated.tier || ')'
-            when charges_rated.charge_model in ('volume', 'staircase')
-                then ' (tier ' || charges_rated.tier || ', all units)'
+            when charge_model = 'graduated' then ' (tier ' || tier || ')'
+            when charge_model in ('volume', 'staircase') then ' (tier ' || tier || ', all units)'
             else ''
         end
         || case
-            when charges_rated.has_negative_quantity then ' [negative usage billed as 0]'
+            when has_negative_quantity then ' [negative usage billed as 0]'
             else ''
         end as description
-    from charges_rated
-    inner join subscription_periods_priced
-        on charges_rated.subscription_period_id = subscription_periods_priced.subscription_period_id
-
-),
-
-usage_per_subscription_period as (
-
-    select
-        subscription_period_id,
-        sum(amount) as usage_amount
-    from usage_lines
-    group by subscription_period_id
+    from usage_lines_rated
+    where scenario = 'current' and not is_billed
 
 ),
 
 commitment_lines as (
 
-    {# The invoice is max(commitment, usage): the shortfall is its own line. #}
     select
-        subscription_periods_priced.subscription_period_id,
+        commitments_by_scenario.subscription_period_id,
+        cast(null as date) as source_period_start,
         'minimum_commitment' as line_type,
         4 as line_order,
         cast(null as varchar) as charge_id,
@@ -138,22 +199,124 @@ commitment_lines as (
         cast(null as varchar) as charge_model,
         subscription_periods_priced.active_fraction as quantity,
         subscription_periods_priced.minimum_commitment as unit_price,
-        subscription_periods_priced.commitment_amount
-        - coalesce(usage_per_subscription_period.usage_amount, 0) as amount,
+        commitments_by_scenario.true_up_amount as amount,
         cast(null as bigint) as event_count,
         'Minimum commitment true-up (commitment '
         || subscription_periods_priced.commitment_amount
-        || ', usage ' || coalesce(usage_per_subscription_period.usage_amount, 0) || ')'
-            as description
-    from subscription_periods_priced
-    left join usage_per_subscription_period
+        || ', usage ' || commitments_by_scenario.usage_amount || ')' as description
+    from commitments_by_scenario
+    inner join subscription_periods_priced
         on
-            subscription_periods_priced.subscription_period_id
-            = usage_per_subscription_period.subscription_period_id
+            commitments_by_scenario.subscription_period_id
+            = subscription_periods_priced.subscription_period_id
     where
-        subscription_periods_priced.minimum_commitment is not null
-        and coalesce(usage_per_subscription_period.usage_amount, 0)
-        < subscription_periods_priced.commitment_amount
+        commitments_by_scenario.scenario = 'current'
+        and not commitments_by_scenario.is_billed
+        and commitments_by_scenario.true_up_amount > 0
+
+),
+
+usage_per_charge_by_scenario as (
+
+    select
+        subscription_period_id,
+        charge_id,
+        scenario,
+        any_value(meter_id) as meter_id,
+        any_value(dimension_value) as dimension_value,
+        any_value(charge_model) as charge_model,
+        any_value(display_name) as display_name,
+        any_value(quantity) as quantity,
+        sum(amount) as amount
+    from usage_lines_rated
+    where is_billed
+    group by subscription_period_id, charge_id, scenario
+
+),
+
+usage_adjustments as (
+
+    select
+        current_side.subscription_period_id,
+        current_side.charge_id,
+        current_side.meter_id,
+        current_side.dimension_value,
+        current_side.charge_model,
+        current_side.display_name,
+        current_side.quantity - billed_side.quantity as quantity,
+        current_side.amount - billed_side.amount as amount
+    from usage_per_charge_by_scenario as current_side
+    inner join usage_per_charge_by_scenario as billed_side
+        on
+            current_side.subscription_period_id = billed_side.subscription_period_id
+            and current_side.charge_id = billed_side.charge_id
+            and billed_side.scenario = 'billed'
+    where current_side.scenario = 'current' and current_side.amount != billed_side.amount
+
+),
+
+commitment_adjustments as (
+
+    select
+        current_side.subscription_period_id,
+        current_side.true_up_amount - billed_side.true_up_amount as amount
+    from commitments_by_scenario as current_side
+    inner join commitments_by_scenario as billed_side
+        on
+            current_side.subscription_period_id = billed_side.subscription_period_id
+            and billed_side.scenario = 'billed'
+    where
+        current_side.scenario = 'current'
+        and current_side.true_up_amount != billed_side.true_up_amount
+
+),
+
+adjustment_lines as (
+
+    select
+        usage_adjustments.subscription_period_id,
+        subscription_periods_priced.billing_period_start as source_period_start,
+        'adjustment' as line_type,
+        5 as line_order,
+        usage_adjustments.charge_id,
+        usage_adjustments.meter_id,
+        usage_adjustments.dimension_value,
+        cast(null as integer) as tier,
+        usage_adjustments.charge_model,
+        usage_adjustments.quantity,
+        cast(null as decimal(18, 9)) as unit_price,
+        usage_adjustments.amount,
+        cast(null as bigint) as event_count,
+        usage_adjustments.display_name || ': correction to '
+        || strftime(subscription_periods_priced.billing_period_start, '%Y-%m')
+        || ' (late usage or reversals)' as description
+    from usage_adjustments
+    inner join subscription_periods_priced
+        on
+            usage_adjustments.subscription_period_id
+            = subscription_periods_priced.subscription_period_id
+    union all
+    select
+        commitment_adjustments.subscription_period_id,
+        subscription_periods_priced.billing_period_start as source_period_start,
+        'adjustment' as line_type,
+        5 as line_order,
+        cast(null as varchar) as charge_id,
+        cast(null as varchar) as meter_id,
+        cast(null as varchar) as dimension_value,
+        cast(null as integer) as tier,
+        cast(null as varchar) as charge_model,
+        cast(null as decimal(38, 9)) as quantity,
+        cast(null as decimal(18, 9)) as unit_price,
+        commitment_adjustments.amount,
+        cast(null as bigint) as event_count,
+        'Minimum commitment true-up: correction to '
+        || strftime(subscription_periods_priced.billing_period_start, '%Y-%m') as description
+    from commitment_adjustments
+    inner join subscription_periods_priced
+        on
+            commitment_adjustments.subscription_period_id
+            = subscription_periods_priced.subscription_period_id
 
 ),
 
@@ -164,6 +327,48 @@ all_lines as (
     select * from usage_lines
     union all
     select * from commitment_lines
+    union all
+    select * from adjustment_lines
+
+),
+
+next_open_invoices as (
+
+    {# An adjustment goes on the customer's first open invoice after the period it corrects. #}
+    select
+        billed_periods.customer_id,
+        billed_periods.billing_period_start as source_period_start,
+        min(open_invoice_periods.billing_period_start) as invoice_period_start
+    from subscription_periods_priced as billed_periods
+    inner join open_invoice_periods
+        on
+            billed_periods.customer_id = open_invoice_periods.customer_id
+            and billed_periods.billing_period_start < open_invoice_periods.billing_period_start
+    where billed_periods.is_billed
+    group by billed_periods.customer_id, billed_periods.billing_period_start
+
+),
+
+lines_placed as (
+
+    select
+        all_lines.*,
+        subscription_periods_priced.customer_id,
+        subscription_periods_priced.subscription_id,
+        subscription_periods_priced.plan_id,
+        subscription_periods_priced.customer_currency as currency,
+        case
+            when all_lines.source_period_start is null
+                then subscription_periods_priced.billing_period_start
+            else next_open_invoices.invoice_period_start
+        end as invoice_period_start
+    from all_lines
+    inner join subscription_periods_priced
+        on all_lines.subscription_period_id = subscription_periods_priced.subscription_period_id
+    left join next_open_invoices
+        on
+            subscription_periods_priced.customer_id = next_open_invoices.customer_id
+            and all_lines.source_period_start = next_open_invoices.source_period_start
 
 ),
 
@@ -172,42 +377,42 @@ lines_with_invoice_keys as (
     select
         ---------- ids
         'inv_' || left(md5(
-            subscription_periods_priced.customer_id
-            || '|' || subscription_periods_priced.billing_period_start
+            customer_id || '|' || invoice_period_start
         ), 20) as invoice_id,
         'ili_' || left(md5(
-            subscription_periods_priced.customer_id
-            || '|' || subscription_periods_priced.billing_period_start
-            || '|' || all_lines.subscription_period_id
-            || '|' || all_lines.line_type
-            || '|' || coalesce(all_lines.charge_id, '')
-            || '|' || coalesce(cast(all_lines.tier as varchar), '')
+            customer_id
+            || '|' || invoice_period_start
+            || '|' || subscription_period_id
+            || '|' || line_type
+            || '|' || coalesce(charge_id, '')
+            || '|' || coalesce(cast(tier as varchar), '')
+            || '|' || coalesce(cast(source_period_start as varchar), '')
         ), 20) as invoice_line_item_id,
-        subscription_periods_priced.customer_id,
-        subscription_periods_priced.subscription_id,
-        subscription_periods_priced.plan_id,
-        all_lines.charge_id,
-        all_lines.meter_id,
-        all_lines.dimension_value,
+        customer_id,
+        subscription_id,
+        plan_id,
+        charge_id,
+        meter_id,
+        dimension_value,
         ---------- attributes
-        all_lines.line_type,
-        all_lines.line_order,
-        all_lines.charge_model,
-        all_lines.tier,
-        all_lines.description,
-        subscription_periods_priced.customer_currency as currency,
+        line_type,
+        line_order,
+        charge_model,
+        tier,
+        description,
+        currency,
         ---------- numerics
-        all_lines.quantity,
-        all_lines.unit_price,
-        all_lines.amount,
-        all_lines.event_count,
+        quantity,
+        unit_price,
+        amount,
+        event_count,
         ---------- dates
-        subscription_periods_priced.billing_period_start,
-        subscription_periods_priced.billing_period_end,
-        cast(null as date) as source_period_start
-    from all_lines
-    inner join subscription_periods_priced
-        on all_lines.subscription_period_id = subscription_periods_priced.subscription_period_id
+        invoice_period_start as billing_period_start,
+        cast(invoice_period_start + interval 1 month as date) as billing_period_end,
+        source_period_start
+    from lines_placed
+    {# An adjustment with no later open invoice waits (D20) until the customer has one. #}
+    where invoice_period_start is not null
 
 )
 

@@ -122,14 +122,31 @@ reversals_checked as (
 routed as (
 
     select
-        deduplicated.* replace (
-            case
-                when reversals_checked.reversal_problem is not null then 'quarantined'
-                else deduplicated.event_status
-            end as event_status,
-            coalesce(deduplicated.quarantine_reason, reversals_checked.reversal_problem)
-                as quarantine_reason
-        )
+        ---------- ids
+        deduplicated.raw_row_id,
+        deduplicated.file_id,
+        deduplicated.file_name,
+        deduplicated.line_number,
+        deduplicated.event_id,
+        deduplicated.customer_id,
+        deduplicated.event_type,
+        deduplicated.reverses_event_id,
+        ---------- routing
+        case
+            when reversals_checked.reversal_problem is not null then 'quarantined'
+            else deduplicated.event_status
+        end as event_status,
+        coalesce(deduplicated.quarantine_reason, reversals_checked.reversal_problem)
+            as quarantine_reason,
+        deduplicated.first_arrival_file_name,
+        deduplicated.first_arrival_line_number,
+        ---------- payload
+        deduplicated.raw_line,
+        deduplicated.properties,
+        ---------- timestamps
+        deduplicated.event_at,
+        deduplicated.event_date,
+        deduplicated.loaded_at
     from deduplicated
     left join reversals_checked
         on deduplicated.raw_row_id = reversals_checked.raw_row_id

@@ -1,0 +1,149 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        full_refresh=false,
+        on_schema_change='fail'
+    )
+}}
+{#
+    The append-only ledger of finalized invoices, one row per invoice, made from the ledger
+    lines the first time they appear. The invoice number is assigned here, once: the next
+    number of its period, in customer order among the invoices finalized together. Rows are
+    never updated, so numbers are never reused and never move.
+#}
+with
+
+ledger_lines as (
+
+    select * from {{ ref('fct_invoice_line_items_finalized') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('customers') }}
+
+),
+
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
+already_finalized as (
+
+    {% if is_incremental() -%}
+    select
+        ledger.invoice_id,
+        ledger.billing_period_start,
+        ledger.invoice_sequence
+    from {{ this }} as ledger
+    {%- else -%}
+    select
+        cast(null as varchar) as invoice_id,
+        cast(null as date) as billing_period_start,
+        cast(null as bigint) as invoice_sequence
+    where false
+    {%- endif %}
+
+),
+
+numbers_used as (
+
+    select
+        billing_period_start,
+        max(invoice_sequence) as last_sequence
+    from already_finalized
+    group by billing_period_start
+
+),
+
+lines_per_invoice as (
+
+    select
+        invoice_id,
+        customer_id,
+        billing_period_start,
+        billing_period_end,
+        currency,
+        sum(amount) as subtotal_amount,
+        count(*) as line_item_count,
+        max(billed_through_file_id) as billed_through_file_id,
+        max(recorded_at) as recorded_at
+    from ledger_lines
+    where invoice_id not in (select already_finalized.invoice_id from already_finalized)
+    group by invoice_id, customer_id, billing_period_start, billing_period_end, currency
+
+),
+
+invoices_numbered as (
+
+    select
+        lines_per_invoice.*,
+        coalesce(numbers_used.last_sequence, 0)
+        + row_number() over (
+            partition by lines_per_invoice.billing_period_start
+            order by lines_per_invoice.customer_id
+        ) as invoice_sequence
+    from lines_per_invoice
+    left join numbers_used
+        on lines_per_invoice.billing_period_start = numbers_used.billing_period_start
+
+),
+
+invoices_finalized as (
+
+    select
+        ---------- ids
+        invoices_numbered.invoice_id,
+        'INV-' || strftime(invoices_numbered.billing_period_start, '%Y-%m') || '-'
+        || lpad(cast(invoices_numbered.invoice_sequence as varchar), 6, '0') as invoice_number,
+        invoices_numbered.customer_id,
+        customers.customer_name,
+        ---------- dates
+        invoices_numbered.billing_period_start,
+        invoices_numbered.billing_period_end,
+        ---------- money
+        invoices_numbered.currency,
+        currencies.minor_units as currency_minor_units,
+        cast(invoices_numbered.subtotal_amount as decimal(38, 4)) as subtotal_amount,
+        cast(0 as decimal(38, 4)) as discount_amount,
+        {{ round_money(
+            'greatest(invoices_numbered.subtotal_amount, 0) * customers.tax_rate',
+            'currencies.minor_units'
+        ) }} as tax_amount,
+        cast(0 as decimal(38, 4)) as credits_applied_amount,
+        customers.tax_rate,
+        ---------- finality
+        invoices_numbered.billing_period_end + to_hours(
+            coalesce(
+                customers.invoice_grace_hours, {{ var('default_invoice_grace_hours') }}
+            )
+        ) as finalized_at,
+        invoices_numbered.recorded_at,
+        invoices_numbered.billed_through_file_id,
+        cast(invoices_numbered.invoice_sequence as bigint) as invoice_sequence,
+        invoices_numbered.line_item_count
+    from invoices_numbered
+    inner join customers
+        on invoices_numbered.customer_id = customers.customer_id
+    inner join currencies
+        on invoices_numbered.currency = currencies.currency
+
+),
+
+invoices_totalled as (
+
+    select
+        *,
+        cast(
+            subtotal_amount - discount_amount + tax_amount - credits_applied_amount
+            as decimal(38, 4)
+        ) as total_amount
+    from invoices_finalized
+
+)
+
+select * from invoices_totalled

@@ -34,14 +34,14 @@ demo: setup
 test: setup lint pytest
 
 lint: setup
-	$(BIN)/ruff check orchestration tests
-	$(BIN)/ruff format --check orchestration tests
+	$(BIN)/ruff check orchestration tests models
+	$(BIN)/ruff format --check orchestration tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
 
 format: setup
-	$(BIN)/ruff format orchestration tests
-	$(BIN)/ruff check --fix orchestration tests
+	$(BIN)/ruff format orchestration tests models
+	$(BIN)/ruff check --fix orchestration tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff fix models tests --disable-progress-bar
 

@@ -175,6 +175,18 @@ charges_per_period as (
         plan_charges.free_units,
         plan_charges.quantity_divisor,
         plan_charges.quantity_precision,
+        plan_charges.min_amount,
+        plan_charges.max_amount,
+        {{ round_money('plan_charges.max_amount', 'subscription_periods.minor_units') }}
+            as max_amount_rounded,
+        {# The per-charge minimum is prorated like the base fee (DESIGN 6.4 step 3). #}
+        {{ round_money(
+            divide_and_round(
+                'plan_charges.min_amount * subscription_periods.active_days',
+                'subscription_periods.days_in_period', '9', "'half_up'"
+            ),
+            'subscription_periods.minor_units'
+        ) }} as min_amount_prorated,
         coalesce(usage_per_charge.aggregate_quantity, 0) as aggregate_quantity,
         coalesce(usage_per_charge.event_count, 0) as event_count,
         coalesce(usage_per_charge.aggregate_quantity, 0) < 0 as has_negative_quantity,

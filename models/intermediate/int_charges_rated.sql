@@ -1,7 +1,9 @@
 {#
     Every charge priced with its model's rating macro: one row per standard, package,
-    volume or staircase charge, and one per reached tier of a graduated charge. Amounts are
-    unrounded decimals; rounding happens when lines are assembled.
+    volume or staircase charge, and one per reached tier of a graduated charge, then times
+    the subscription's price multiplier (subscription_overrides.csv: a charge's own row wins
+    over a row for every charge). Amounts are unrounded decimals; rounding happens when
+    lines are assembled.
 #}
 with
 
@@ -14,6 +16,12 @@ charge_quantities as (
 plan_charge_tiers as (
 
     select * from {{ ref('plan_charge_tiers') }}
+
+),
+
+subscription_overrides as (
+
+    select * from {{ ref('subscription_overrides') }}
 
 ),
 
@@ -121,6 +129,7 @@ single_tier_rated as (
     'charge_period_id', 'scenario', 'subscription_period_id', 'subscription_id', 'customer_id',
     'charge_id', 'meter_id', 'dimension_value', 'charge_model', 'display_name', 'unit_name',
     'aggregate_quantity', 'quantity', 'event_count', 'has_negative_quantity',
+    'min_amount', 'max_amount', 'max_amount_rounded', 'min_amount_prorated',
     'billing_period_start', 'tier', 'line_quantity', 'line_unit_price', 'amount_unrounded',
 ] %}
 
@@ -135,6 +144,39 @@ all_rated as (
     {%- endif %}
     {%- endfor %}
 
+),
+
+multipliers as (
+
+    select
+        charge_quantities.charge_period_id,
+        coalesce(
+            charge_override.price_multiplier, subscription_override.price_multiplier, 1
+        ) as price_multiplier
+    from charge_quantities
+    left join subscription_overrides as charge_override
+        on
+            charge_quantities.subscription_id = charge_override.subscription_id
+            and charge_quantities.charge_id = charge_override.charge_id
+    left join subscription_overrides as subscription_override
+        on
+            charge_quantities.subscription_id = subscription_override.subscription_id
+            and subscription_override.charge_id is null
+
+),
+
+rated_with_multiplier as (
+
+    select
+        all_rated.* exclude (line_unit_price, amount_unrounded),
+        multipliers.price_multiplier,
+        all_rated.line_unit_price * multipliers.price_multiplier as line_unit_price,
+        all_rated.amount_unrounded as list_amount_unrounded,
+        all_rated.amount_unrounded * multipliers.price_multiplier as amount_unrounded
+    from all_rated
+    inner join multipliers
+        on all_rated.charge_period_id = multipliers.charge_period_id
+
 )
 
-select * from all_rated
+select * from rated_with_multiplier

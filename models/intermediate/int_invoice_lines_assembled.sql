@@ -20,45 +20,19 @@ charges_rated as (
 
 ),
 
-currencies as (
-
-    select * from {{ ref('currencies') }}
-
-),
-
 periods_billed as (
 
     select * from {{ ref('int_invoice_periods_billed') }}
 
 ),
 
+
 subscription_periods_priced as (
 
     select
         subscription_periods.*,
-        currencies.minor_units,
-        periods_billed.customer_id is not null as is_billed,
-        {{ divide_and_round(
-            'subscription_periods.active_days', 'subscription_periods.days_in_period',
-            '9', "'half_up'"
-        ) }} as active_fraction,
-        {{ round_money(
-            divide_and_round(
-                'subscription_periods.base_fee * subscription_periods.active_days',
-                'subscription_periods.days_in_period', '9', "'half_up'"
-            ),
-            'currencies.minor_units'
-        ) }} as base_fee_amount,
-        {{ round_money(
-            divide_and_round(
-                'subscription_periods.minimum_commitment * subscription_periods.active_days',
-                'subscription_periods.days_in_period', '9', "'half_up'"
-            ),
-            'currencies.minor_units'
-        ) }} as commitment_amount
+        periods_billed.customer_id is not null as is_billed
     from subscription_periods
-    inner join currencies
-        on subscription_periods.customer_currency = currencies.currency
     left join periods_billed
         on
             subscription_periods.customer_id = periods_billed.customer_id
@@ -90,13 +64,73 @@ usage_lines_rated as (
 
 ),
 
+charge_totals_by_scenario as (
+
+    {# A charge's amount after its multiplier, capped at max_amount by a negative
+       charge_maximum line, then raised to min_amount (prorated like the base fee) by a
+       charge_minimum line (DESIGN 6.3, 6.4 step 3). #}
+    select
+        subscription_period_id,
+        charge_id,
+        scenario,
+        any_value(meter_id) as meter_id,
+        any_value(dimension_value) as dimension_value,
+        any_value(charge_model) as charge_model,
+        any_value(display_name) as display_name,
+        any_value(quantity) as quantity,
+        any_value(is_billed) as is_billed,
+        sum(amount) as usage_amount,
+        any_value(max_amount) as max_amount,
+        any_value(min_amount) as min_amount,
+        any_value(max_amount_rounded) as max_amount_rounded,
+        any_value(min_amount_prorated) as min_amount_prorated
+    from usage_lines_rated
+    group by subscription_period_id, charge_id, scenario
+
+),
+
+charge_maximums as (
+
+    select
+        *,
+        case
+            when max_amount is not null and usage_amount > max_amount_rounded
+                then max_amount_rounded - usage_amount
+            else 0
+        end as maximum_amount
+    from charge_totals_by_scenario
+
+),
+
+charge_limits as (
+
+    select
+        *,
+        case
+            when min_amount is not null and usage_amount + maximum_amount < min_amount_prorated
+                then min_amount_prorated - (usage_amount + maximum_amount)
+            else 0
+        end as minimum_amount
+    from charge_maximums
+
+),
+
+charge_totals as (
+
+    select
+        *,
+        usage_amount + maximum_amount + minimum_amount as charge_amount
+    from charge_limits
+
+),
+
 usage_per_scenario as (
 
     select
         subscription_period_id,
         scenario,
-        sum(amount) as usage_amount
-    from usage_lines_rated
+        sum(charge_amount) as usage_amount
+    from charge_totals
     group by subscription_period_id, scenario
 
 ),
@@ -185,6 +219,46 @@ usage_lines as (
 
 ),
 
+charge_limit_lines as (
+
+    select
+        subscription_period_id,
+        cast(null as date) as source_period_start,
+        'charge_maximum' as line_type,
+        3 as line_order,
+        charge_id,
+        meter_id,
+        dimension_value,
+        cast(null as integer) as tier,
+        charge_model,
+        cast(null as decimal(38, 9)) as quantity,
+        cast(null as decimal(18, 9)) as unit_price,
+        maximum_amount as amount,
+        cast(null as bigint) as event_count,
+        display_name || ': capped at its maximum of ' || max_amount_rounded as description
+    from charge_totals
+    where scenario = 'current' and not is_billed and maximum_amount != 0
+    union all
+    select
+        subscription_period_id,
+        cast(null as date) as source_period_start,
+        'charge_minimum' as line_type,
+        3 as line_order,
+        charge_id,
+        meter_id,
+        dimension_value,
+        cast(null as integer) as tier,
+        charge_model,
+        cast(null as decimal(38, 9)) as quantity,
+        cast(null as decimal(18, 9)) as unit_price,
+        minimum_amount as amount,
+        cast(null as bigint) as event_count,
+        display_name || ': raised to its minimum of ' || min_amount_prorated as description
+    from charge_totals
+    where scenario = 'current' and not is_billed and minimum_amount != 0
+
+),
+
 commitment_lines as (
 
     select
@@ -222,15 +296,14 @@ usage_per_charge_by_scenario as (
         subscription_period_id,
         charge_id,
         scenario,
-        any_value(meter_id) as meter_id,
-        any_value(dimension_value) as dimension_value,
-        any_value(charge_model) as charge_model,
-        any_value(display_name) as display_name,
-        any_value(quantity) as quantity,
-        sum(amount) as amount
-    from usage_lines_rated
+        meter_id,
+        dimension_value,
+        charge_model,
+        display_name,
+        quantity,
+        charge_amount as amount
+    from charge_totals
     where is_billed
-    group by subscription_period_id, charge_id, scenario
 
 ),
 
@@ -325,6 +398,8 @@ all_lines as (
     select * from base_fee_lines
     union all
     select * from usage_lines
+    union all
+    select * from charge_limit_lines
     union all
     select * from commitment_lines
     union all

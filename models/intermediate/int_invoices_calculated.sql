@@ -1,7 +1,9 @@
 {#
-    The open invoices as they stand at `as_of`: sums of their rounded lines, tax rounded once
-    per invoice (DESIGN 6.4), and when each becomes final (period end + the customer's grace
-    hours). Finalized invoices are not here: they live in the ledger and never change.
+    The open invoices as they stand at `as_of`: sums of their rounded lines, discounts
+    (never more than the subtotal), tax rounded once per invoice on what remains (DESIGN
+    6.4), and when each becomes final (period end + the customer's grace hours). Credits
+    come next (int_invoices_credited). Finalized invoices are not here: they live in the
+    ledger and never change.
 #}
 with
 
@@ -23,6 +25,12 @@ currencies as (
 
 ),
 
+discounts as (
+
+    select * from {{ ref('discounts') }}
+
+),
+
 lines_per_invoice as (
 
     select
@@ -38,6 +46,54 @@ lines_per_invoice as (
 
 ),
 
+discounts_per_invoice as (
+
+    {# A discount applies to the invoices of periods that start inside its date range;
+       a percentage is a fraction of the subtotal (0.1 = 10 %), each rounded on its own. #}
+    select
+        lines_per_invoice.invoice_id,
+        sum(
+            case discounts.discount_type
+                when 'percentage'
+                    then {{ round_money(
+                        'lines_per_invoice.subtotal_amount * discounts.value',
+                        'currencies.minor_units'
+                    ) }}
+                else {{ round_money('discounts.value', 'currencies.minor_units') }}
+            end
+        ) as requested_discount_amount
+    from lines_per_invoice
+    inner join discounts
+        on
+            lines_per_invoice.customer_id = discounts.customer_id
+            and lines_per_invoice.billing_period_start >= discounts.starts_on
+            and (
+                discounts.ends_on is null
+                or lines_per_invoice.billing_period_start < discounts.ends_on
+            )
+    inner join currencies
+        on lines_per_invoice.currency = currencies.currency
+    group by lines_per_invoice.invoice_id
+
+),
+
+invoices_discounted as (
+
+    select
+        lines_per_invoice.*,
+        {# Never below a zero subtotal. #}
+        cast(
+            least(
+                coalesce(discounts_per_invoice.requested_discount_amount, 0),
+                greatest(lines_per_invoice.subtotal_amount, 0)
+            ) as decimal(38, 4)
+        ) as discount_amount
+    from lines_per_invoice
+    left join discounts_per_invoice
+        on lines_per_invoice.invoice_id = discounts_per_invoice.invoice_id
+
+),
+
 invoices_calculated as (
 
     select
@@ -49,13 +105,13 @@ invoices_calculated as (
         lines_per_invoice.currency,
         currencies.minor_units as currency_minor_units,
         lines_per_invoice.subtotal_amount,
-        cast(0 as decimal(38, 4)) as discount_amount,
+        lines_per_invoice.discount_amount,
         {# Tax on what is owed before credits, never on a negative amount. #}
         {{ round_money(
-            'greatest(lines_per_invoice.subtotal_amount, 0) * customers.tax_rate',
+            'greatest(lines_per_invoice.subtotal_amount - lines_per_invoice.discount_amount, 0)'
+            ~ ' * customers.tax_rate',
             'currencies.minor_units'
         ) }} as tax_amount,
-        cast(0 as decimal(38, 4)) as credits_applied_amount,
         customers.tax_rate,
         lines_per_invoice.line_item_count,
         ---------- dates
@@ -66,7 +122,7 @@ invoices_calculated as (
                 customers.invoice_grace_hours, {{ var('default_invoice_grace_hours') }}
             )
         ) as finalizes_at
-    from lines_per_invoice
+    from invoices_discounted as lines_per_invoice
     inner join customers
         on lines_per_invoice.customer_id = customers.customer_id
     inner join currencies

@@ -22,6 +22,12 @@ customers as (
 
 ),
 
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
 billing_periods as (
 
     select * from {{ ref('int_billing_periods') }}
@@ -40,6 +46,7 @@ subscription_periods as (
         plans.plan_name,
         plans.currency as plan_currency,
         customers.currency as customer_currency,
+        currencies.minor_units,
         ---------- numerics
         plans.base_fee,
         plans.minimum_commitment,
@@ -73,7 +80,30 @@ subscription_periods as (
         on subscriptions.plan_id = plans.plan_id
     inner join customers
         on subscriptions.customer_id = customers.customer_id
+    inner join currencies
+        on customers.currency = currencies.currency
+
+),
+
+prorated as (
+
+    {# Base fee and commitment are prorated by active days / days in the month (D16). #}
+    select
+        *,
+        {{ divide_and_round('active_days', 'days_in_period', '9', "'half_up'") }}
+            as active_fraction,
+        {{ round_money(
+            divide_and_round('base_fee * active_days', 'days_in_period', '9', "'half_up'"),
+            'minor_units'
+        ) }} as base_fee_amount,
+        {{ round_money(
+            divide_and_round(
+                'minimum_commitment * active_days', 'days_in_period', '9', "'half_up'"
+            ),
+            'minor_units'
+        ) }} as commitment_amount
+    from subscription_periods
 
 )
 
-select * from subscription_periods
+select * from prorated

@@ -14,7 +14,7 @@ ledger_invoices as (
 
 open_invoices as (
 
-    select * from {{ ref('int_invoices_calculated') }}
+    select * from {{ ref('int_invoices_credited') }}
 
 ),
 
@@ -57,10 +57,7 @@ drafts as (
         discount_amount,
         tax_amount,
         credits_applied_amount,
-        cast(
-            subtotal_amount - discount_amount + tax_amount - credits_applied_amount
-            as decimal(38, 4)
-        ) as total_amount,
+        total_amount,
         tax_rate,
         'draft' as status,
         cast(null as timestamp) as finalized_at,

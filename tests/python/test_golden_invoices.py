@@ -7,6 +7,7 @@ and every line and total must match the arithmetic in the comments to the cent (
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,16 +32,22 @@ c_gpt4,p_jpy,tokens,gpt-4,standard,9,,,1000,up,0,,,GPT-4
 c_tok,p_jpy,tokens,,standard,3,,,1000,up,0,,,Other
 c_mid_api,p_mid,api_calls,,standard,0.1,,,,none,,,,API
 gpu_a100,gpu_usd,gpu_seconds,a100,graduated,,,,3600,up,0,,,A100 hours
-gpu_other,gpu_usd,gpu_seconds,,standard,1.50,,,3600,up,0,,,Other GPU hours"""
+gpu_other,gpu_usd,gpu_seconds,,standard,1.50,,,3600,up,0,,,Other GPU hours
+c_disc_api,p_disc,api_calls,,standard,0.10,,,,none,,,50.00,API
+c_disc_img,p_disc,images,,standard,1.00,,,,none,,30.00,,Images
+c_cred_api,p_cred,api_calls,,standard,1,,,,none,,,,API calls
+c_cred_gb,p_cred,storage_gb,,standard,5,,,,none,,,,Storage GB"""
 
 SEEDS = {
-    "currencies": [["USD", "2"], ["JPY", "0"]],
+    "currencies": [["USD", "2"], ["JPY", "0"], ["CREDITS", "0"]],
     "customers": [
         ["g_api", "Graduated Co", "USD", "0.1", "", "UTC"],
         ["g_ent", "Enterprise Co", "USD", "0", "", "UTC"],
         ["g_jpy", "Yen KK", "JPY", "0.1", "", "Asia/Tokyo"],
         ["g_mid", "Midmonth Inc", "USD", "0.2", "", "UTC"],
         ["g_gpu", "GPU Startup", "USD", "0", "", "UTC"],
+        ["g_disc", "Discounted Ltd", "USD", "0.2", "", "UTC"],
+        ["g_cred", "Prepaid Co", "CREDITS", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -57,6 +64,8 @@ SEEDS = {
         ["p_jpy", "Tokens JP", "JPY", "1000", ""],
         ["p_mid", "Mid", "USD", "49.99", "300.00"],
         ["gpu_usd", "GPU Cloud", "USD", "99.00", ""],
+        ["p_disc", "Limits", "USD", "20.00", ""],
+        ["p_cred", "Credits", "CREDITS", "", ""],
     ],
     "plan_charges": [row.split(",") for row in PLAN_CHARGES_CSV.splitlines()],
     "plan_charge_tiers": [
@@ -77,10 +86,17 @@ SEEDS = {
         ["s_jpy", "g_jpy", "p_jpy", "2026-01-01", ""],
         ["s_mid", "g_mid", "p_mid", "2026-09-16", ""],
         ["s_gpu", "g_gpu", "gpu_usd", "2026-09-01", ""],
+        ["s_disc", "g_disc", "p_disc", "2026-01-01", ""],
+        ["s_cred", "g_cred", "p_cred", "2026-01-01", ""],
     ],
-    "subscription_overrides": [],
-    "credit_grants": [],
-    "discounts": [],
+    # 20 % off every charge of s_disc, but images at half price (a charge's own row wins).
+    "subscription_overrides": [["s_disc", "", "0.8"], ["s_disc", "c_disc_img", "0.5"]],
+    "credit_grants": [["grant-1", "g_cred", "10000", "CREDITS", "2026-09-01", "", "1"]],
+    # 10 % off September only, and 5.00 off every month from September on.
+    "discounts": [
+        ["d1", "g_disc", "percentage", "0.1", "2026-09-01", "2026-10-01"],
+        ["d2", "g_disc", "fixed_amount", "5.00", "2026-09-01", ""],
+    ],
 }
 
 
@@ -133,6 +149,18 @@ def september_events() -> list[str]:
         for n, (gpu, s) in enumerate(gpu_jobs)
     ]
     lines.append(event("gpu-bare", "g_gpu", "gpu_job", "2026-09-09T00:00:00Z", gpu_seconds=100))
+    # g_disc: 1,000 calls and 10 images.
+    lines += [event(f"disc-{n}", "g_disc", "api_call", "2026-09-03T00:00:00Z") for n in range(1000)]
+    lines += [
+        event(f"disc-img-{n}", "g_disc", "image_generation", "2026-09-04T00:00:00Z")
+        for n in range(10)
+    ]
+    # g_cred: 5,000 calls and storage peaking at 200 GB.
+    lines += [event(f"cred-{n}", "g_cred", "api_call", "2026-09-05T00:00:00Z") for n in range(5000)]
+    lines += [
+        event(f"cred-gb-{n}", "g_cred", "storage_snapshot", "2026-09-06T00:00:00Z", gb=gb)
+        for n, gb in enumerate([120, 200, 150])
+    ]
     return lines
 
 
@@ -274,6 +302,53 @@ def test_a_meter_and_plan_added_with_seeds_alone(golden):
     )
 
 
+def test_multipliers_charge_limits_and_discounts(golden):
+    # api: 1,000 x 0.10 = 100.00 x 0.8 = 80.00, capped at 50.00 -> charge_maximum -30.00
+    # images: 10 x 1.00 x 0.5 (the charge's own override) = 5.00, raised to the 30.00 minimum
+    #   -> charge_minimum +25.00
+    assert lines(golden, "g_disc", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("20.00")),
+        ("usage", "c_disc_api", None, D("1000"), D("80.00")),
+        ("usage", "c_disc_img", None, D("10"), D("5.00")),
+        ("charge_maximum", "c_disc_api", None, None, D("-30.00")),
+        ("charge_minimum", "c_disc_img", None, None, D("25.00")),
+    ]
+    # subtotal 20 + 80 - 30 + 5 + 25 = 100.00; discounts 10 % (10.00) + 5.00 = 15.00
+    # tax 20 % of 85.00 = 17.00; total 100 - 15 + 17 = 102.00
+    assert invoices(golden, "2026-09-01")["g_disc"] == (
+        D("100.00"),
+        D("17.00"),
+        D("102.00"),
+        "USD",
+        "finalized",
+        5,
+    )
+    assert query(
+        golden.published_warehouse,
+        "select billing_period_start, discount_amount from fct_invoices "
+        "where customer_id = 'g_disc' order by 1",
+    ) == [(date(2026, 9, 1), D("15.00")), (date(2026, 10, 1), D("5.00"))]
+
+
+def test_custom_pricing_unit_paid_with_credits(golden):
+    # DESIGN 6.3: 5,000 calls at 1 + 200 GB at 5 = 6,000 CREDITS; a 10,000 grant pays
+    # 6,000 and 4,000 are left. No base fee (blank), no tax.
+    assert lines(golden, "g_cred", "2026-09-01") == [
+        ("usage", "c_cred_api", None, D("5000"), D("5000")),
+        ("usage", "c_cred_gb", None, D("200"), D("1000")),
+    ]
+    assert query(
+        golden.published_warehouse,
+        "select subtotal_amount, credits_applied_amount, total_amount from fct_invoices "
+        "where customer_id = 'g_cred' order by billing_period_start",
+    ) == [(D("6000"), D("6000"), D("0")), (D("0"), D("0"), D("0"))]
+    assert query(
+        golden.published_warehouse,
+        "select grant_id, billing_period_start, applied_amount, balance_after, is_finalized "
+        "from fct_credit_balances",
+    ) == [("grant-1", date(2026, 9, 1), D("6000"), D("4000"), True)]
+
+
 def test_open_period_is_a_draft_with_zero_usage_lines(golden):
     # October has no usage: base fees, every charge at quantity 0, commitments in full.
     #   g_api: 10.00 + tier-1 API 0 + storage tier 1 0 + images 0 = 10.00; tax 1.00
@@ -281,12 +356,16 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
     #   g_jpy: 1,000 + 0 + 0 = 1,000; tax 100
     #   g_mid: 49.99 + 0 + true-up 300.00 = 349.99; tax 20 % = 69.998 -> 70.00
     #   g_gpu: 99.00 + a100 tier 1 (0) + other 0 = 99.00
+    #   g_disc: 20.00 + 0 + 0 + images minimum 30.00 = 50.00; discount 5.00;
+    #     tax 20 % of 45.00 = 9.00; total 50 - 5 + 9 = 54.00
     assert invoices(golden, "2026-10-01") == {
         "g_api": (D("10.00"), D("1.00"), D("11.00"), "USD", "draft", 4),
         "g_ent": (D("1100.00"), D("0.00"), D("1100.00"), "USD", "draft", 4),
         "g_jpy": (D("1000"), D("100"), D("1100"), "JPY", "draft", 3),
         "g_mid": (D("349.99"), D("70.00"), D("419.99"), "USD", "draft", 3),
         "g_gpu": (D("99.00"), D("0.00"), D("99.00"), "USD", "draft", 3),
+        "g_disc": (D("50.00"), D("9.00"), D("54.00"), "USD", "draft", 4),
+        "g_cred": (D("0"), D("0"), D("0"), "CREDITS", "draft", 2),
     }
 
 
@@ -299,4 +378,4 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 20 + 17  # September lines + October lines
+    assert len(before) == 27 + 23  # September lines + October lines

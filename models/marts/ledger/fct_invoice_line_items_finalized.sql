@@ -9,7 +9,7 @@
 {#
     The append-only ledger of finalized invoice lines. When an invoice's period end plus
     grace has passed at `as_of`, its lines are copied here once, with the last landed file
-    they saw; no later build, rate card, late event or `--full-refresh` rewrites them
+    they saw and the invoice's discount, tax and credits; no later build, rate card, late event or `--full-refresh` rewrites them
     (full_refresh=false). The header ledger is derived from these lines, so an interrupted
     run heals itself on the next one.
 #}
@@ -17,7 +17,7 @@ with
 
 invoices_calculated as (
 
-    select * from {{ ref('int_invoices_calculated') }}
+    select * from {{ ref('int_invoices_credited') }}
 
 ),
 
@@ -46,7 +46,11 @@ already_finalized as (
 
 invoices_due as (
 
-    select invoice_id
+    select
+        invoice_id,
+        discount_amount,
+        tax_amount,
+        credits_applied_amount
     from invoices_calculated
     where
         finalizes_at <= {{ as_of_timestamp() }}
@@ -89,6 +93,11 @@ lines_finalized as (
         invoice_lines.billing_period_end,
         invoice_lines.source_period_start,
         cast(invoice_lines.line_order as integer) as line_order,
+        ---------- invoice-level amounts, fixed at finalization
+        cast(invoices_due.discount_amount as decimal(38, 4)) as invoice_discount_amount,
+        cast(invoices_due.tax_amount as decimal(38, 4)) as invoice_tax_amount,
+        cast(invoices_due.credits_applied_amount as decimal(38, 4))
+            as invoice_credits_applied_amount,
         ---------- finality
         watermark.billed_through_file_id,
         {{ as_of_timestamp() }} as recorded_at

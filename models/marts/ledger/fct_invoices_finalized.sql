@@ -8,7 +8,7 @@
 }}
 {#
     The append-only ledger of finalized invoices, one row per invoice, made from the ledger
-    lines the first time they appear. The invoice number is assigned here, once: the next
+    lines (which carry the invoice's discount, tax and credits) the first time they appear. The invoice number is assigned here, once: the next
     number of its period, in customer order among the invoices finalized together. Rows are
     never updated, so numbers are never reused and never move.
 #}
@@ -70,6 +70,9 @@ lines_per_invoice as (
         currency,
         sum(amount) as subtotal_amount,
         count(*) as line_item_count,
+        any_value(invoice_discount_amount) as discount_amount,
+        any_value(invoice_tax_amount) as tax_amount,
+        any_value(invoice_credits_applied_amount) as credits_applied_amount,
         max(billed_through_file_id) as billed_through_file_id,
         max(recorded_at) as recorded_at
     from ledger_lines
@@ -109,12 +112,9 @@ invoices_finalized as (
         invoices_numbered.currency,
         currencies.minor_units as currency_minor_units,
         cast(invoices_numbered.subtotal_amount as decimal(38, 4)) as subtotal_amount,
-        cast(0 as decimal(38, 4)) as discount_amount,
-        {{ round_money(
-            'greatest(invoices_numbered.subtotal_amount, 0) * customers.tax_rate',
-            'currencies.minor_units'
-        ) }} as tax_amount,
-        cast(0 as decimal(38, 4)) as credits_applied_amount,
+        invoices_numbered.discount_amount,
+        invoices_numbered.tax_amount,
+        invoices_numbered.credits_applied_amount,
         customers.tax_rate,
         ---------- finality
         invoices_numbered.billing_period_end + to_hours(

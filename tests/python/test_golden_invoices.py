@@ -48,6 +48,7 @@ SEEDS = {
         ["g_gpu", "GPU Startup", "USD", "0", "", "UTC"],
         ["g_disc", "Discounted Ltd", "USD", "0.2", "", "UTC"],
         ["g_cred", "Prepaid Co", "CREDITS", "0", "", "UTC"],
+        ["g_chg", "Upgrader Inc", "USD", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -88,6 +89,9 @@ SEEDS = {
         ["s_gpu", "g_gpu", "gpu_usd", "2026-09-01", ""],
         ["s_disc", "g_disc", "p_disc", "2026-01-01", ""],
         ["s_cred", "g_cred", "p_cred", "2026-01-01", ""],
+        # g_chg moves from p_mid to p_api on September 16.
+        ["s_chg1", "g_chg", "p_mid", "2026-01-01", "2026-09-16"],
+        ["s_chg2", "g_chg", "p_api", "2026-09-16", ""],
     ],
     # 20 % off every charge of s_disc, but images at half price (a charge's own row wins).
     "subscription_overrides": [["s_disc", "", "0.8"], ["s_disc", "c_disc_img", "0.5"]],
@@ -118,6 +122,19 @@ def september_events() -> list[str]:
     lines += [event(f"api-{n}", "g_api", "api_call", "2026-09-05T10:00:00Z") for n in range(6499)]
     lines.append(event("api-6499", "g_api", "api_call", "2026-10-01T01:30:00+02:00"))
     lines.append(lines[0])  # an exact re-delivery: a duplicate, not a 6,501st call
+    # A 6,501st call, reversed while September is still open: it simply stops counting.
+    lines.append(event("api-extra", "g_api", "api_call", "2026-09-06T10:00:00Z"))
+    lines.append(
+        json.dumps(
+            {
+                "event_id": "api-extra-reversal",
+                "customer_id": "g_api",
+                "event_type": "api_call",
+                "timestamp": "2026-09-07T10:00:00Z",
+                "reverses_event_id": "api-extra",
+            }
+        )
+    )
     lines += [
         event(f"gb-{n}", "g_api", "storage_snapshot", f"2026-09-{10 + n}T00:00:00Z", gb=gb)
         for n, gb in enumerate([3.2, 12.4, 9.9])
@@ -161,6 +178,9 @@ def september_events() -> list[str]:
         event(f"cred-gb-{n}", "g_cred", "storage_snapshot", "2026-09-06T00:00:00Z", gb=gb)
         for n, gb in enumerate([120, 200, 150])
     ]
+    # g_chg: 100 calls under the old plan (Sep 10), 2,000 under the new one (Sep 20).
+    lines += [event(f"chg-a-{n}", "g_chg", "api_call", "2026-09-10T00:00:00Z") for n in range(100)]
+    lines += [event(f"chg-b-{n}", "g_chg", "api_call", "2026-09-20T00:00:00Z") for n in range(2000)]
     return lines
 
 
@@ -349,6 +369,39 @@ def test_custom_pricing_unit_paid_with_credits(golden):
     ) == [("grant-1", date(2026, 9, 1), D("6000"), D("4000"), True)]
 
 
+def test_plan_change_inside_a_period(golden):
+    # Old plan (p_mid) Sep 1-15: 15 of 30 days. base 49.99 x 15/30 = 25.00; 100 calls x 0.1
+    #   = 10.00; commitment 300 x 15/30 = 150.00 -> true-up 140.00
+    # New plan (p_api) Sep 16-30: base 10.00 x 15/30 = 5.00; 2,000 calls graduated:
+    #   tier 1 1,000 x 0 = 0.00, tier 2 1,000 x 0.01 = 10.00; storage and images unused: 0.00
+    rows = query(
+        golden.published_warehouse,
+        "select subscription_id, line_type, charge_id, tier, quantity, amount "
+        "from fct_invoice_line_items where customer_id = 'g_chg' "
+        "and billing_period_start = '2026-09-01' "
+        "order by subscription_id, line_order, charge_id, tier",
+    )
+    assert rows == [
+        ("s_chg1", "base_fee", None, None, D("0.5"), D("25.00")),
+        ("s_chg1", "usage", "c_mid_api", None, D("100"), D("10.00")),
+        ("s_chg1", "minimum_commitment", None, None, D("0.5"), D("140.00")),
+        ("s_chg2", "base_fee", None, None, D("0.5"), D("5.00")),
+        ("s_chg2", "usage", "c_api", 1, D("1000"), D("0.00")),
+        ("s_chg2", "usage", "c_api", 2, D("1000"), D("10.00")),
+        ("s_chg2", "usage", "c_gb", 1, D("0"), D("0.00")),
+        ("s_chg2", "usage", "c_img", None, D("0"), D("0.00")),
+    ]
+    # one invoice: 25 + 10 + 140 + 5 + 0 + 10 + 0 + 0 = 190.00, no tax
+    assert invoices(golden, "2026-09-01")["g_chg"] == (
+        D("190.00"),
+        D("0.00"),
+        D("190.00"),
+        "USD",
+        "finalized",
+        8,
+    )
+
+
 def test_open_period_is_a_draft_with_zero_usage_lines(golden):
     # October has no usage: base fees, every charge at quantity 0, commitments in full.
     #   g_api: 10.00 + tier-1 API 0 + storage tier 1 0 + images 0 = 10.00; tax 1.00
@@ -356,6 +409,7 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
     #   g_jpy: 1,000 + 0 + 0 = 1,000; tax 100
     #   g_mid: 49.99 + 0 + true-up 300.00 = 349.99; tax 20 % = 69.998 -> 70.00
     #   g_gpu: 99.00 + a100 tier 1 (0) + other 0 = 99.00
+    #   g_chg: only the new plan: 10.00 + 0 + 0 + 0 = 10.00
     #   g_disc: 20.00 + 0 + 0 + images minimum 30.00 = 50.00; discount 5.00;
     #     tax 20 % of 45.00 = 9.00; total 50 - 5 + 9 = 54.00
     assert invoices(golden, "2026-10-01") == {
@@ -366,6 +420,7 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
         "g_gpu": (D("99.00"), D("0.00"), D("99.00"), "USD", "draft", 3),
         "g_disc": (D("50.00"), D("9.00"), D("54.00"), "USD", "draft", 4),
         "g_cred": (D("0"), D("0"), D("0"), "CREDITS", "draft", 2),
+        "g_chg": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 4),
     }
 
 
@@ -378,4 +433,4 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 27 + 23  # September lines + October lines
+    assert len(before) == 35 + 27  # September lines + October lines

@@ -74,7 +74,7 @@ def invoice_tables(con: duckdb.DuckDBPyConnection, period: str | None = None) ->
                 f"{'subtotal':>14}{'tax':>12}{'total':>14}  cur"
             )
         blocks.append(
-            f"  {number:<19}{customer:<11}{name[:21]:<22}{status:<10}"
+            f"  {number or '(not yet)':<19}{customer:<11}{name[:21]:<22}{status:<10}"
             f"{format_amount(subtotal, units):>14}{format_amount(tax, units):>12}"
             f"{format_amount(total, units):>14}  {currency}"
         )
@@ -91,7 +91,7 @@ def invoice_tables(con: duckdb.DuckDBPyConnection, period: str | None = None) ->
     blocks.append(
         "\n  totals: "
         + "; ".join(
-            f"{count} invoices, {format_amount(total, units)} {cur}"
+            f"{count} invoice{'s' if count != 1 else ''}, {format_amount(total, units)} {cur}"
             for cur, count, total, units in totals
         )
     )

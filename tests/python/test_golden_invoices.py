@@ -434,3 +434,19 @@ def test_ids_are_deterministic_across_rebuilds(golden):
     )
     assert before == after
     assert len(before) == 35 + 27  # September lines + October lines
+
+
+def test_the_invoices_command_prints_every_period(golden):
+    import duckdb
+
+    from orchestration.summary import invoice_tables
+
+    with duckdb.connect(str(golden.published_warehouse), read_only=True) as con:
+        text = invoice_tables(con)
+        october = invoice_tables(con, "2026-10")
+    assert "Invoices for 2026-09" in text and "Invoices for 2026-10" in text
+    # Drafts have no number yet; yen shows no decimals; totals per currency.
+    assert "(not yet)" in october and "INV-2026-10" not in october
+    assert "INV-2026-09-000007 g_jpy      Yen KK" in text
+    assert "1,150  JPY" in text
+    assert "Invoices for 2026-09" not in october

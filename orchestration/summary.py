@@ -57,7 +57,7 @@ def invoice_tables(con: duckdb.DuckDBPyConnection, period: str | None = None) ->
             invoices.currency_minor_units
         from fct_invoices as invoices
         where ? is null or strftime(invoices.billing_period_start, '%Y-%m') = ?
-        order by invoices.billing_period_start, invoices.invoice_number
+        order by invoices.billing_period_start, invoices.invoice_number, invoices.customer_id
         """,
         [period, period],
     ).fetchall()

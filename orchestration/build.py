@@ -129,7 +129,13 @@ def release_dbt_connection() -> None:
 def prepare_warehouse(settings: Settings) -> None:
     """The raw tables must exist before dbt reads them as sources, even before any ingest."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(settings.warehouse))
+    try:
+        con = duckdb.connect(str(settings.warehouse))
+    except duckdb.Error as error:
+        raise BuildError(
+            f"cannot open warehouse {settings.warehouse} (another build or reader holding "
+            f"it?): {error}"
+        ) from error
     try:
         ensure_raw_schema(con)
     finally:

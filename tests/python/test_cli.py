@@ -82,3 +82,26 @@ def test_as_of_is_normalized_to_utc(text, expected):
 def test_as_of_rejects_nonsense():
     with pytest.raises(BuildError):
         parse_as_of("soon")
+
+
+def test_a_locked_warehouse_is_one_line_without_traceback(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = run("build", env={"BILLING_WAREHOUSE": str(warehouse)})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "cannot open warehouse" in result.stderr

@@ -222,40 +222,37 @@ usage_lines as (
 charge_limit_lines as (
 
     select
-        subscription_period_id,
+        charge_totals.subscription_period_id,
         cast(null as date) as source_period_start,
-        'charge_maximum' as line_type,
+        limits.line_type,
         3 as line_order,
-        charge_id,
-        meter_id,
-        dimension_value,
+        charge_totals.charge_id,
+        charge_totals.meter_id,
+        charge_totals.dimension_value,
         cast(null as integer) as tier,
-        charge_model,
+        charge_totals.charge_model,
         cast(null as decimal(38, 9)) as quantity,
         cast(null as decimal(18, 9)) as unit_price,
-        maximum_amount as amount,
+        case limits.line_type
+            when 'charge_maximum' then charge_totals.maximum_amount
+            else charge_totals.minimum_amount
+        end as amount,
         cast(null as bigint) as event_count,
-        display_name || ': capped at its maximum of ' || max_amount_rounded as description
+        charge_totals.display_name
+        || case limits.line_type
+            when 'charge_maximum'
+                then ': capped at its maximum of ' || charge_totals.max_amount_rounded
+            else ': raised to its minimum of ' || charge_totals.min_amount_prorated
+        end as description
     from charge_totals
-    where scenario = 'current' and not is_billed and maximum_amount != 0
-    union all
-    select
-        subscription_period_id,
-        cast(null as date) as source_period_start,
-        'charge_minimum' as line_type,
-        3 as line_order,
-        charge_id,
-        meter_id,
-        dimension_value,
-        cast(null as integer) as tier,
-        charge_model,
-        cast(null as decimal(38, 9)) as quantity,
-        cast(null as decimal(18, 9)) as unit_price,
-        minimum_amount as amount,
-        cast(null as bigint) as event_count,
-        display_name || ': raised to its minimum of ' || min_amount_prorated as description
-    from charge_totals
-    where scenario = 'current' and not is_billed and minimum_amount != 0
+    cross join (values ('charge_maximum'), ('charge_minimum')) as limits (line_type)
+    where
+        charge_totals.scenario = 'current'
+        and not charge_totals.is_billed
+        and case limits.line_type
+            when 'charge_maximum' then charge_totals.maximum_amount
+            else charge_totals.minimum_amount
+        end != 0
 
 ),
 

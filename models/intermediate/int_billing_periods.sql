@@ -22,7 +22,15 @@ bounds as (
     select
         coalesce(
             cast(nullif('{{ var("first_billing_period") }}', '') as date),  -- noqa: LT05
-            cast(date_trunc('month', min(usage_events.event_at)) as date),
+            {# A stray old timestamp must not open years of back-billing (D10). #}
+            greatest(
+                cast(date_trunc('month', min(usage_events.event_at)) as date),
+                cast(
+                    date_trunc('month', any_value(run_clock.as_of_at))
+                    - to_months(cast({{ var('max_backfill_months') }} as integer))
+                    as date
+                )
+            ),
             cast(date_trunc('month', any_value(run_clock.as_of_at)) as date)
         ) as first_period_start,
         cast(date_trunc('month', any_value(run_clock.as_of_at)) as date) as last_period_start

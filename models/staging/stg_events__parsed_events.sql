@@ -51,22 +51,37 @@ fields_extracted as (
         file_id,
         file_name,
         line_number,
-        nullif(json_line ->> '$.event_id', '') as event_id,
-        nullif(json_line ->> '$.customer_id', '') as customer_id,
-        nullif(json_line ->> '$.event_type', '') as event_type,
-        nullif(json_line ->> '$.reverses_event_id', '') as reverses_event_id,
+        nullif(top_level_fields[1], '') as event_id,
+        nullif(top_level_fields[2], '') as customer_id,
+        nullif(top_level_fields[3], '') as event_type,
+        nullif(top_level_fields[4], '') as reverses_event_id,
         ---------- payload
         raw_line,
         has_encoding_error,
         is_json_object,
-        nullif(json_line ->> '$.timestamp', '') as timestamp_text,
-        json_line -> '$.properties' as properties_raw,
+        nullif(top_level_fields[5], '') as timestamp_text,
+        properties_raw,
         ---------- timestamps
         loaded_at
     from (
         select
             *,
-            case when is_json_object then raw_line end as json_line
+            {# One parse for the five top-level fields (a list path), not one per field. #}
+            case
+                when is_json_object
+                    then
+                        json_extract_string(
+                            raw_line,
+                            [
+                                '$.event_id',
+                                '$.customer_id',
+                                '$.event_type',
+                                '$.reverses_event_id',
+                                '$.timestamp'
+                            ]
+                        )
+            end as top_level_fields,
+            case when is_json_object then raw_line -> '$.properties' end as properties_raw
         from json_checked
     ) as json_lines
 

@@ -23,7 +23,7 @@ from orchestration.reference_data import (
     PLAN_EVENT_MIX,
     PLANS_WITH_STORAGE,
     Customer,
-    _add_months,
+    add_months,
     make_customers,
     seed_rows,
     subscription_window,
@@ -221,6 +221,19 @@ def messy_event(reason: str, base: dict, rng: random.Random, first_month: date) 
     return event_line(event)
 
 
+def reversal_of(
+    event_id: str, customer_id: str, event_type: str, timestamp: str, reverses_event_id: str
+) -> dict:
+    """A correction event (DESIGN 6.5): it carries no properties, only what it cancels."""
+    return {
+        "event_id": event_id,
+        "customer_id": customer_id,
+        "event_type": event_type,
+        "timestamp": timestamp,
+        "reverses_event_id": reverses_event_id,
+    }
+
+
 def changed_payload(event: dict, rng: random.Random) -> dict:
     """Same event_id, different content: what a buggy producer retry sends."""
     conflict = json.loads(json.dumps(event))
@@ -303,7 +316,7 @@ def generate(
     rng = random.Random(options.seed)
     customers = make_customers(options.customers, rng)
     write_seeds(seeds_dir, seed_rows(customers, options.first_month))
-    end = _add_months(options.first_month, options.months)
+    end = add_months(options.first_month, options.months)
     days = [
         options.first_month + timedelta(days=i) for i in range((end - options.first_month).days)
     ]
@@ -350,13 +363,13 @@ def generate(
         later = [d for d in jsonl_days if d >= day][:3] or [jsonl_days[-1]]
         target = rng.choice(later)
         first_key = rng.uniform(key, 86400) if target == day else rng.uniform(0, 86000)
-        reversal = {
-            "event_id": factory.next_id(),
-            "customer_id": event["customer_id"],
-            "event_type": event["event_type"],
-            "timestamp": format_utc(target, int(first_key)),
-            "reverses_event_id": event["event_id"],
-        }
+        reversal = reversal_of(
+            factory.next_id(),
+            event["customer_id"],
+            event["event_type"],
+            format_utc(target, int(first_key)),
+            event["event_id"],
+        )
         files[target].add(first_key, event_line(reversal), "accepted:reversal")
         if number >= reversal_count:
             # A second reversal of the same event, after the first: refused.
@@ -368,26 +381,26 @@ def generate(
     for pick in candidates[reversal_count + messes : reversal_count + 2 * messes]:
         day, key, event = events[pick]
         other = next(c.customer_id for c in customers if c.customer_id != event["customer_id"])
-        mismatch = {
-            "event_id": factory.next_id(),
-            "customer_id": other,
-            "event_type": event["event_type"],
-            "timestamp": format_utc(day, int(key)),
-            "reverses_event_id": event["event_id"],
-        }
+        mismatch = reversal_of(
+            factory.next_id(),
+            other,
+            event["event_type"],
+            format_utc(day, int(key)),
+            event["event_id"],
+        )
         files[rng.choice(jsonl_days)].add(
             rng.uniform(0, 86400), event_line(mismatch), "quarantined:reversal_mismatch"
         )
     for _ in range(messes):
         day = rng.choice(jsonl_days)
         customer = rng.choice(customers)
-        unknown = {
-            "event_id": factory.next_id(),
-            "customer_id": customer.customer_id,
-            "event_type": "api_call",
-            "timestamp": format_utc(day, rng.randrange(86400)),
-            "reverses_event_id": f"evt_never_sent_{rng.randrange(10**9)}",
-        }
+        unknown = reversal_of(
+            factory.next_id(),
+            customer.customer_id,
+            "api_call",
+            format_utc(day, rng.randrange(86400)),
+            f"evt_never_sent_{rng.randrange(10**9)}",
+        )
         files[day].add(
             rng.uniform(0, 86400), event_line(unknown), "quarantined:reversal_of_unknown_event"
         )

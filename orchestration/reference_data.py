@@ -311,12 +311,12 @@ def subscription_window(customer: Customer, first_month: date, index: int) -> tu
         starts_on = first_month.replace(day=10 + index % 10)
     ends_on = date.max
     if index % 9 == 4:
-        month2 = _add_months(first_month, 1)
+        month2 = add_months(first_month, 1)
         ends_on = month2.replace(day=15)
     return starts_on, ends_on
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     month_index = day.year * 12 + day.month - 1 + months
     return date(month_index // 12, month_index % 12 + 1, 1)
 

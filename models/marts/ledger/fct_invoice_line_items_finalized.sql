@@ -50,7 +50,8 @@ invoices_due as (
         invoice_id,
         discount_amount,
         tax_amount,
-        credits_applied_amount
+        credits_applied_amount,
+        finalizes_at
     from invoices_calculated
     where
         finalizes_at <= {{ as_of_timestamp() }}
@@ -99,6 +100,7 @@ lines_finalized as (
         cast(invoices_due.credits_applied_amount as decimal(38, 4))
             as invoice_credits_applied_amount,
         ---------- finality
+        invoices_due.finalizes_at as invoice_finalized_at,
         watermark.billed_through_file_id,
         {{ as_of_timestamp() }} as recorded_at
     from invoice_lines

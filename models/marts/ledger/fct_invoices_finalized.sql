@@ -73,6 +73,7 @@ lines_per_invoice as (
         any_value(invoice_discount_amount) as discount_amount,
         any_value(invoice_tax_amount) as tax_amount,
         any_value(invoice_credits_applied_amount) as credits_applied_amount,
+        any_value(invoice_finalized_at) as finalized_at,
         max(billed_through_file_id) as billed_through_file_id,
         max(recorded_at) as recorded_at
     from ledger_lines
@@ -117,11 +118,7 @@ invoices_finalized as (
         invoices_numbered.credits_applied_amount,
         customers.tax_rate,
         ---------- finality
-        invoices_numbered.billing_period_end + to_hours(
-            coalesce(
-                customers.invoice_grace_hours, {{ var('default_invoice_grace_hours') }}
-            )
-        ) as finalized_at,
+        invoices_numbered.finalized_at,
         invoices_numbered.recorded_at,
         invoices_numbered.billed_through_file_id,
         cast(invoices_numbered.invoice_sequence as bigint) as invoice_sequence,

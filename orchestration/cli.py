@@ -50,6 +50,8 @@ def command_generate(args: argparse.Namespace) -> None:
         months=args.months,
         first_month=args.first_month,
         seed=args.seed,
+        spikes=args.spikes,
+        control_totals=not args.no_control_totals,
     )
     started = time.perf_counter()
     record = generate(options, settings.landing_dir, settings.seeds_dir, args.record)
@@ -78,7 +80,8 @@ def command_ingest(args: argparse.Namespace) -> None:
         raise UserError(str(error)) from error
     elapsed = time.perf_counter() - started
     print(
-        f"ingested {len(result.loaded_files)} new files ({result.loaded_rows:,} rows), "
+        f"ingested {len(result.loaded_files)} new files ({result.loaded_rows:,} event rows, "
+        f"{result.control_rows:,} control-total rows), "
         f"skipped {len(result.skipped_files)} already landed, in {elapsed:.1f}s\n"
         f"  warehouse: {settings.warehouse}"
     )
@@ -157,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="first month, YYYY-MM (default 2026-09)",
     )
     generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument(
+        "--spikes",
+        type=int,
+        default=0,
+        help="customers who get one day of 10x their usual API calls (default 0)",
+    )
+    generate.add_argument(
+        "--no-control-totals",
+        action="store_true",
+        help="do not write the producer's control-totals files",
+    )
     generate.add_argument(
         "--record",
         type=Path,

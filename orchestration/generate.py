@@ -12,7 +12,7 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -31,6 +31,11 @@ from orchestration.reference_data import (
 )
 
 FILE_PREFIX = "events-"
+CONTROL_PREFIX = "control-totals-"
+SPIKE_EVENT_TYPE = "api_call"
+SPIKE_FACTOR = 10
+# A spike needs this many earlier active days, so the anomaly baseline has history to judge by.
+SPIKE_MIN_HISTORY_DAYS = 14
 ENDPOINTS = ["/v1/search", "/v1/embeddings", "/v2/completions", "/v2/chat", "/v1/files"]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]
 MODELS = ["gpt-4", "gpt-4o-mini", "claude-3-haiku", "llama-3-70b"]
@@ -79,6 +84,18 @@ class GenerateOptions:
     months: int = 2
     first_month: date = date(2026, 9, 1)
     seed: int = 42
+    spikes: int = 0
+    control_totals: bool = True
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A day on which one customer suddenly sends SPIKE_FACTOR times its usual api calls."""
+
+    customer_id: str
+    day: date
+    usual_events: int
+    extra_events: int
 
 
 def format_utc(day: date, second: int) -> str:
@@ -280,6 +297,114 @@ def file_format_for(day_number: int, day_count: int) -> str:
     return "jsonl.gz" if day_number % 7 == 6 else "jsonl"
 
 
+def producer_key(line: str) -> tuple[str, str, str] | None:
+    """(UTC report date, customer, event type) as the producer counts a line, or None.
+
+    A producer counts what it sent under the customer, type and time it sent; a line that
+    lacks one of them, or whose timestamp has no readable offset, cannot be counted by day.
+    """
+    try:
+        event = json.loads(line)
+        customer_id, event_type = event["customer_id"], event["event_type"]
+        moment = datetime.fromisoformat(event["timestamp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(customer_id, str) or not isinstance(event_type, str):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return (moment.astimezone(UTC).date().isoformat(), customer_id, event_type)
+
+
+def control_totals(files: list[LandingFile]) -> Counter:
+    """What the producer says it sent: every line it wrote once, by report date and key.
+
+    Re-deliveries of the same line (the generator's `duplicate` outcome) are retries the
+    producer does not count again.
+    """
+    totals: Counter = Counter()
+    for landing in files:
+        for _, line, outcome in landing.entries:
+            key = None if outcome == "duplicate" else producer_key(line)
+            if key is not None:
+                totals[key] += 1
+    return totals
+
+
+def write_control_totals(landing_dir: Path, totals: Counter, first_month: date) -> list[str]:
+    """One control file per report month: CSV for the first month, JSON Lines after it."""
+    by_month: dict[str, list] = {}
+    for key in sorted(totals):
+        by_month.setdefault(key[0][:7], []).append((*key, totals[key]))
+    names = []
+    for month, rows in by_month.items():
+        if month == first_month.isoformat()[:7]:
+            name = f"{CONTROL_PREFIX}{month}.csv"
+            text = "report_date,customer_id,event_type,event_count\n" + "".join(
+                f"{d},{c},{t},{n}\n" for d, c, t, n in rows
+            )
+        else:
+            name = f"{CONTROL_PREFIX}{month}.jsonl"
+            text = "".join(
+                json.dumps({"report_date": d, "customer_id": c, "event_type": t, "event_count": n})
+                + "\n"
+                for d, c, t, n in rows
+            )
+        (landing_dir / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def inject_spikes(
+    options: GenerateOptions,
+    customers: list[Customer],
+    days: list[date],
+    events: list[tuple[date, float, dict]],
+    files: dict[date, LandingFile],
+    sequence: int,
+) -> list[Spike]:
+    """Add SPIKE_FACTOR times a customer's usual api calls on chosen days (the anomalies).
+
+    A separate random stream keeps every other line identical to a run without spikes.
+    """
+    rng = random.Random(options.seed * 7919 + 1)
+    factory = EventFactory(rng, customers)
+    factory.sequence = sequence
+    per_day = Counter(
+        (event["customer_id"], day)
+        for day, _, event in events
+        if event["event_type"] == SPIKE_EVENT_TYPE
+    )
+    candidates = []
+    for index, customer in enumerate(customers, start=1):
+        if SPIKE_EVENT_TYPE not in PLAN_EVENT_MIX[customer.plan_id]:
+            continue
+        active = customer_days(customer, index, days, options.first_month)
+        candidates += [(customer.customer_id, day) for day in active[SPIKE_MIN_HISTORY_DAYS:]]
+    spikes = []
+    used_customers: set[str] = set()
+    for customer_id, day in rng.sample(candidates, len(candidates)):
+        if len(spikes) == options.spikes:
+            break
+        usual = per_day[(customer_id, day)]
+        if customer_id in used_customers or usual == 0 or files[day].fmt == "parquet":
+            continue
+        used_customers.add(customer_id)
+        extra = usual * (SPIKE_FACTOR - 1)
+        for _ in range(extra):
+            second = rng.randrange(86400)
+            event = {
+                "event_id": factory.next_id(),
+                "customer_id": customer_id,
+                "event_type": SPIKE_EVENT_TYPE,
+                "timestamp": format_utc(day, second),
+                "properties": factory.properties(SPIKE_EVENT_TYPE, customer_id, 0),
+            }
+            files[day].add(second + rng.random(), event_line(event), "accepted")
+        spikes.append(Spike(customer_id, day, usual, extra))
+    return sorted(spikes, key=lambda spike: (spike.day, spike.customer_id))
+
+
 def build_record(files: list[LandingFile], options: GenerateOptions, offsets: int) -> dict:
     """The expected routing of every line, per file and in total."""
     per_file = {}
@@ -297,6 +422,8 @@ def build_record(files: list[LandingFile], options: GenerateOptions, offsets: in
             "months": options.months,
             "first_month": options.first_month.isoformat(),
             "seed": options.seed,
+            "spikes": options.spikes,
+            "control_totals": options.control_totals,
         },
         "raw_rows": sum(v for k, v in totals.items() if k != "accepted:reversal"),
         "accepted": totals["accepted"],
@@ -422,12 +549,29 @@ def generate(
                 f"quarantined:{reason}",
             )
 
+    spikes = inject_spikes(options, customers, days, events, files, factory.sequence)
+
     landing_dir.mkdir(parents=True, exist_ok=True)
-    for stale in landing_dir.glob(f"{FILE_PREFIX}*"):
+    for stale in [*landing_dir.glob(f"{FILE_PREFIX}*"), *landing_dir.glob(f"{CONTROL_PREFIX}*")]:
         stale.unlink()
     for landing in tqdm(files.values(), desc="write", unit="file"):
         write_landing_file(landing_dir, landing)
     record = build_record(list(files.values()), options, offsets)
+    record["spikes"] = [
+        {
+            "customer_id": spike.customer_id,
+            "date": spike.day.isoformat(),
+            "event_type": SPIKE_EVENT_TYPE,
+            "usual_events": spike.usual_events,
+            "extra_events": spike.extra_events,
+        }
+        for spike in spikes
+    ]
+    record["control_files"] = (
+        write_control_totals(landing_dir, control_totals(list(files.values())), options.first_month)
+        if options.control_totals
+        else []
+    )
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record

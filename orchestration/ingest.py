@@ -2,6 +2,10 @@
 
 Ingest never interprets an event: it keeps each line exactly as it arrived, with its file,
 line number and load time, so that staging can decide and re-decide what every line means.
+
+Producers' control totals (DESIGN 3) land beside the events in files named
+`control-totals*.csv` or `control-totals*.jsonl`; they go to their own raw tables, so that the
+event conservation checks keep counting events only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import pandas as pd
 from tqdm import tqdm
 
 EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+CONTROL_FILE_PREFIX = "control-totals"
+CONTROL_FORMATS = {"control.csv", "control.jsonl"}
 
 RAW_SCHEMA_SQL = """
 create schema if not exists raw;
@@ -39,6 +45,21 @@ create table if not exists raw.raw_events (
     has_encoding_error boolean not null,
     loaded_at timestamp not null
 );
+create table if not exists raw.landed_control_files (
+    file_id bigint primary key,
+    file_name varchar not null,
+    content_hash varchar not null unique,
+    file_format varchar not null,
+    raw_row_count bigint not null,
+    loaded_at timestamp not null
+);
+create table if not exists raw.raw_control_totals (
+    file_id bigint not null,
+    file_name varchar not null,
+    line_number bigint not null,
+    raw_line varchar not null,
+    loaded_at timestamp not null
+);
 """
 
 
@@ -53,11 +74,18 @@ class IngestResult:
     loaded_files: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     loaded_rows: int = 0
+    control_rows: int = 0
 
 
 def file_format(path: Path) -> str | None:
     """The landing format a file name announces, or None for files ingest leaves alone."""
     name = path.name.lower()
+    if name.startswith(CONTROL_FILE_PREFIX):
+        if name.endswith(".csv"):
+            return "control.csv"
+        if name.endswith(".jsonl"):
+            return "control.jsonl"
+        return None
     if name.endswith(".jsonl.gz"):
         return "jsonl.gz"
     if name.endswith(".jsonl"):
@@ -87,7 +115,8 @@ def discover_files(paths: Sequence[Path]) -> list[Path]:
             found.add(path)
         else:
             raise IngestError(
-                f"not an event file (expected {', '.join(EVENT_FILE_SUFFIXES)}): {path}"
+                f"not an event file (expected {', '.join(EVENT_FILE_SUFFIXES)}, or "
+                f"{CONTROL_FILE_PREFIX}*.csv / *.jsonl for control totals): {path}"
             )
     return sorted(found)
 
@@ -202,6 +231,45 @@ def _insert_parquet(
     return con.execute("select count(*) from raw.raw_events").fetchone()[0] - before
 
 
+def _insert_control_totals(
+    con: duckdb.DuckDBPyConnection,
+    file_id: int,
+    name: str,
+    path: Path,
+    fmt: str,
+    content: bytes,
+    loaded_at: datetime,
+) -> int:
+    """Land control-total rows as JSON text, one per data row; staging validates them.
+
+    A CSV row becomes the JSON object of its header's columns, all as text, so a bad count
+    ("12x") survives to be reported instead of failing the load.
+    """
+    if fmt == "control.jsonl":
+        lines, _ = split_lines(content)
+        frame = pd.DataFrame({"line_number": range(1, len(lines) + 1), "raw_line": lines})
+        con.register("control_frame", frame)
+        select = "select ?, ?, line_number, raw_line, ? from control_frame"
+    else:
+        try:
+            con.execute(
+                "create or replace temp table control_frame as select row_number() over () "
+                "as line_number, to_json(csv)::varchar as raw_line from read_csv(?, "
+                "header = true, all_varchar = true, auto_detect = true) as csv",
+                [str(path)],
+            )
+        except duckdb.Error as error:
+            raise IngestError(f"cannot read control totals {path}: {error}") from error
+        select = "select ?, ?, line_number, raw_line, ? from control_frame"
+    before = con.execute("select count(*) from raw.raw_control_totals").fetchone()[0]
+    con.execute(f"insert into raw.raw_control_totals {select}", [file_id, name, loaded_at])
+    if fmt == "control.jsonl":
+        con.unregister("control_frame")
+    else:
+        con.execute("drop table control_frame")
+    return con.execute("select count(*) from raw.raw_control_totals").fetchone()[0] - before
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_SCHEMA_SQL)
 
@@ -232,15 +300,34 @@ def ingest_files(
         known_hashes = {
             row[0] for row in con.execute("select content_hash from raw.landed_files").fetchall()
         }
+        known_hashes |= {
+            row[0]
+            for row in con.execute("select content_hash from raw.landed_control_files").fetchall()
+        }
         next_id = con.execute("select coalesce(max(file_id), 0) + 1 from raw.landed_files")
         file_id = next_id.fetchone()[0]
+        next_control = con.execute(
+            "select coalesce(max(file_id), 0) + 1 from raw.landed_control_files"
+        )
+        control_id = next_control.fetchone()[0]
         for path in tqdm(files, desc="ingest", unit="file", disable=not show_progress):
             fmt = file_format(path)
             name = display_name(path, landing_dir)
-            content = _read_bytes(path) if fmt == "parquet" else read_jsonl_bytes(path, fmt)
+            content = read_jsonl_bytes(path, fmt) if fmt.startswith("jsonl") else _read_bytes(path)
             content_hash = file_hash(content)
             if content_hash in known_hashes:
                 result.skipped_files.append(name)
+                continue
+            if fmt in CONTROL_FORMATS:
+                rows = _insert_control_totals(con, control_id, name, path, fmt, content, loaded_at)
+                con.execute(
+                    "insert into raw.landed_control_files values (?, ?, ?, ?, ?, ?)",
+                    [control_id, name, content_hash, fmt, rows, loaded_at],
+                )
+                known_hashes.add(content_hash)
+                result.loaded_files.append(name)
+                result.control_rows += rows
+                control_id += 1
                 continue
             if fmt == "parquet":
                 rows = _insert_parquet(con, file_id, name, path, loaded_at)

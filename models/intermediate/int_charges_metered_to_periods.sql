@@ -1,9 +1,8 @@
 {#
-    The quantity of every charge of every active subscription in every period: events are
-    matched to the subscription active at their time and to the charge that prices their
-    dimension value (or the plan's default charge for the meter), then aggregated with the
-    meter's aggregation and transformed per DESIGN 6.2. Charges without usage get quantity 0,
-    so every charge of the rate card reaches the invoice.
+    The quantity of every charge of every active subscription in every period: priced events
+    (int_events_priced) aggregated with the meter's aggregation and transformed per
+    DESIGN 6.2. Charges without usage get quantity 0, so every charge of the rate card
+    reaches the invoice.
 
     Two scenarios: `current` counts every accepted, unreversed event; for periods already
     billed on a finalized invoice, `billed` counts only what that invoice saw (events and
@@ -12,9 +11,9 @@
 #}
 with
 
-events_metered as (
+events_priced as (
 
-    select * from {{ ref('int_events_metered') }}
+    select * from {{ ref('int_events_priced') }}
 
 ),
 
@@ -29,22 +28,22 @@ events_in_scenarios as (
     select
         *,
         'current' as scenario
-    from events_metered
+    from events_priced
     where reversed_by_event_id is null
     union all
     select
-        events_metered.*,
+        events_priced.*,
         'billed' as scenario
-    from events_metered
+    from events_priced
     inner join periods_billed
         on
-            events_metered.customer_id = periods_billed.customer_id
-            and events_metered.billing_period_start = periods_billed.billing_period_start
+            events_priced.customer_id = periods_billed.customer_id
+            and events_priced.billing_period_start = periods_billed.billing_period_start
     where
-        events_metered.file_id <= periods_billed.billed_through_file_id
+        events_priced.file_id <= periods_billed.billed_through_file_id
         and (
-            events_metered.reversed_by_event_id is null
-            or events_metered.reversal_file_id > periods_billed.billed_through_file_id
+            events_priced.reversed_by_event_id is null
+            or events_priced.reversal_file_id > periods_billed.billed_through_file_id
         )
 
 ),
@@ -52,12 +51,6 @@ events_in_scenarios as (
 subscription_periods as (
 
     select * from {{ ref('int_subscriptions_prorated_to_periods') }}
-
-),
-
-subscriptions as (
-
-    select * from {{ ref('subscriptions') }}
 
 ),
 
@@ -73,62 +66,10 @@ meters as (
 
 ),
 
-dimension_claims as (
-
-    {# Dimension values a plan prices explicitly; the rest of the meter goes to the default. #}
-    select distinct
-        plan_id,
-        meter_id,
-        dimension_value
-    from plan_charges
-    where dimension_value is not null
-
-),
-
-events_charged as (
-
-    select
-        ---------- ids
-        events_metered.event_id,
-        events_metered.scenario,
-        subscriptions.subscription_id,
-        plan_charges.charge_id,
-        events_metered.meter_id,
-        events_metered.aggregation,
-        ---------- numerics
-        events_metered.value_number,
-        events_metered.value_text,
-        ---------- timestamps
-        events_metered.event_at,
-        events_metered.billing_period_start
-    from events_in_scenarios as events_metered
-    inner join subscriptions
-        on
-            events_metered.customer_id = subscriptions.customer_id
-            and events_metered.event_date >= subscriptions.starts_on
-            and (
-                subscriptions.ends_on is null
-                or events_metered.event_date < subscriptions.ends_on
-            )
-    inner join plan_charges
-        on
-            subscriptions.plan_id = plan_charges.plan_id
-            and events_metered.meter_id = plan_charges.meter_id
-    left join dimension_claims
-        on
-            plan_charges.plan_id = dimension_claims.plan_id
-            and events_metered.meter_id = dimension_claims.meter_id
-            and events_metered.dimension_value = dimension_claims.dimension_value
-    where
-        plan_charges.dimension_value = events_metered.dimension_value
-        or (plan_charges.dimension_value is null and dimension_claims.plan_id is null)
-
-),
-
 usage_per_charge as (
 
     {{ aggregate_meters(
-        'events_charged',
+        'events_in_scenarios',
         ['scenario', 'subscription_id', 'billing_period_start', 'charge_id']
     ) }}
 

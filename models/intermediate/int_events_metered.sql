@@ -24,6 +24,7 @@ events_with_meter_values as (
         ---------- ids
         usage_events.event_id,
         usage_events.customer_id,
+        usage_events.event_type,
         meters.meter_id,
         usage_events.file_id,
         usage_events.reversed_by_event_id,

@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 DEMO_EVENTS ?= 1000000
 BENCH_EVENTS ?= 1000000
 
-.PHONY: demo test setup lint format pytest bench clean
+.PHONY: demo test setup lint format pytest bench quality clean
 
 $(BIN)/.synced: pyproject.toml uv.lock
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==$(UV_VERSION); }
@@ -26,10 +26,16 @@ $(BIN)/.synced: pyproject.toml uv.lock
 setup: $(BIN)/.synced
 
 demo: setup
-	$(BIN)/billing generate --events $(DEMO_EVENTS)
+	$(BIN)/billing generate --events $(DEMO_EVENTS) --spikes 1
 	$(BIN)/billing ingest
 	$(BIN)/billing build
 	$(BIN)/billing invoices
+	$(BIN)/billing quality
+
+# The Great Expectations gates over every day and period with data (or DAY=YYYY-MM-DD,
+# PERIOD=YYYY-MM); exits non-zero when a gate fails.
+quality: setup
+	$(BIN)/billing quality $(if $(DAY),--day $(DAY)) $(if $(PERIOD),--period $(PERIOD))
 
 test: setup lint pytest
 

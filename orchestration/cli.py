@@ -7,6 +7,7 @@ traceback for a user error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -128,6 +129,55 @@ def command_invoices(args: argparse.Namespace) -> None:
     )
 
 
+def parse_day(text: str) -> date:
+    """`YYYY-MM-DD` to a date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from error
+
+
+def command_quality(args: argparse.Namespace) -> int:
+    from orchestration.alerts import alerts_from_report, configured_sinks, raise_alerts
+    from orchestration.quality import QualityError, Scope, data_range, run_quality
+
+    settings = load_settings()
+    try:
+        if args.day:
+            scope = Scope.day(args.day)
+        elif args.period:
+            scope = Scope.period(args.period)
+        else:
+            scope = data_range(settings.warehouse)
+        report = run_quality(settings.warehouse, scope)
+    except QualityError as error:
+        raise UserError(str(error)) from error
+    print(report.describe())
+    raised = raise_alerts(settings.warehouse, alerts_from_report(report))
+    if raised.new or raised.repeated:
+        sinks = ", ".join(configured_sinks(dict(os.environ))) or "no sinks configured"
+        print(
+            f"alerts: {len(raised.new)} new (sent to: {sinks}), "
+            f"{len(raised.repeated)} raised before (not sent again); see `billing alerts`"
+        )
+    if not report.passed:
+        failed = sorted({result.suite for result in report.results if not result.passed})
+        print(f"quality gates failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"quality gates passed for {scope.label}")
+    return 0
+
+
+def command_alerts(args: argparse.Namespace) -> None:
+    from orchestration.alerts import recent_alerts
+
+    settings = load_settings()
+    try:
+        print(recent_alerts(settings.warehouse, args.limit))
+    except FileNotFoundError as error:
+        raise UserError(str(error)) from error
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing",
@@ -209,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invoices.add_argument("--period", type=parse_month, help="only this period, YYYY-MM")
     invoices.set_defaults(handler=command_invoices)
+
+    quality = commands.add_parser(
+        "quality",
+        help="run the Great Expectations gates and raise alerts",
+        description="Run the quality gates (staged events, daily usage, reconciliation, "
+        "invoices, usage tie-out) for a day, a period, or every day with data, list usage "
+        "anomalies, and raise an alert for each failure. Exit status 1 when a gate fails.",
+    )
+    scope = quality.add_mutually_exclusive_group()
+    scope.add_argument("--day", type=parse_day, help="one UTC day, YYYY-MM-DD")
+    scope.add_argument("--period", type=parse_month, help="one billing period, YYYY-MM")
+    quality.set_defaults(handler=command_quality)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="list the alerts raised so far",
+        description="Print the most recent alerts stored in the warehouse (ops.alerts).",
+    )
+    alerts.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
+    alerts.set_defaults(handler=command_alerts)
     return parser
 
 
@@ -216,14 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except UserError as error:
         print(f"billing {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"billing {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

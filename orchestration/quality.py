@@ -1,0 +1,595 @@
+"""Great Expectations gates over the warehouse, for one UTC day or one billing period (DESIGN 7).
+
+Suites are built in code and run through GX's pandas route (STACK.md: GX's SQL data source
+cannot read DuckDB): each suite reads its table for the scope from the warehouse into a
+DataFrame, then one validation runs every expectation of the suite against it. Money
+identities are computed exactly in SQL (a difference that must be zero), so the DataFrame's
+floats only ever compare a zero with a zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from orchestration.reference_data import add_months
+from orchestration.settings import quiet_environment
+
+# Share of a day's raw rows that may be quarantined before the staged-events gate fails, on
+# days with at least MIN_ROWS_FOR_SHARE rows (a day holding three stray future-dated lines
+# is not a flood).
+MAX_QUARANTINE_SHARE = 0.05
+MIN_ROWS_FOR_SHARE = 100
+# An accepted event may lie this far past the moment its file was loaded (the dbt var
+# future_tolerance_minutes, whose default this mirrors).
+FUTURE_TOLERANCE_MINUTES = 60
+# How many failing rows a report lists per expectation; the count is always complete.
+LISTED_ROWS = 20
+
+
+class QualityError(Exception):
+    """The gates could not run at all (no warehouse, no build yet); one line for the CLI."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The slice of data a run checks: a UTC day, a billing month, or a range of days."""
+
+    kind: str  # "day", "period" or "range"
+    start: date
+    end: date  # exclusive
+
+    @property
+    def label(self) -> str:
+        if self.kind == "day":
+            return self.start.isoformat()
+        if self.kind == "period":
+            return self.start.strftime("%Y-%m")
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+    @classmethod
+    def day(cls, day: date) -> Scope:
+        return cls("day", day, date.fromordinal(day.toordinal() + 1))
+
+    @classmethod
+    def period(cls, month: date) -> Scope:
+        first = month.replace(day=1)
+        return cls("period", first, add_months(first, 1))
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One suite: the SQL that reads its rows for a scope, the ids to report, the rules."""
+
+    name: str
+    applies_to: str  # "day" (daily data) or "period" (billing periods)
+    sql: str  # takes two parameters: scope start and end
+    id_columns: tuple[str, ...]
+    expectations: Callable[[], list]
+    severity: str = "error"
+
+
+@dataclass
+class ExpectationFailure:
+    """One failed expectation: what it checked, how many rows failed, and which."""
+
+    expectation: str
+    unexpected_count: int | None
+    element_count: int | None
+    rows: list[dict] = field(default_factory=list)
+    observed: object = None
+
+    def describe(self) -> str:
+        if self.unexpected_count is None:
+            return f"{self.expectation}: observed {self.observed}"
+        listed = "; ".join(
+            ", ".join(f"{key}={value}" for key, value in row.items()) for row in self.rows
+        )
+        more = " ..." if self.unexpected_count > len(self.rows) else ""
+        return f"{self.expectation}: {self.unexpected_count:,} of {self.element_count:,} rows" + (
+            f" [{listed}{more}]" if listed else ""
+        )
+
+
+@dataclass
+class SuiteResult:
+    """The outcome of one suite over one scope."""
+
+    suite: str
+    scope: Scope
+    severity: str
+    row_count: int
+    expectation_count: int
+    failures: list[ExpectationFailure]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def customers(self) -> list[str]:
+        return sorted(
+            {
+                str(row["customer_id"])
+                for failure in self.failures
+                for row in failure.rows
+                if row.get("customer_id") is not None
+            }
+        )
+
+    def affected_rows(self) -> int:
+        return sum(failure.unexpected_count or 0 for failure in self.failures)
+
+    def describe(self) -> str:
+        head = (
+            f"{'PASS' if self.passed else 'FAIL'} {self.suite} {self.scope.label} "
+            f"({self.expectation_count} expectations, {self.row_count:,} rows)"
+        )
+        return "\n".join([head, *(f"    {failure.describe()}" for failure in self.failures)])
+
+
+@dataclass
+class QualityReport:
+    """Every suite run for a request, plus the anomalies found in its scope."""
+
+    results: list[SuiteResult]
+    anomalies: pd.DataFrame
+    reconciliation: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(result.passed for result in self.results)
+
+    def describe(self) -> str:
+        lines = []
+        if self.reconciliation:
+            totals = self.reconciliation
+            lines += [
+                "reconciliation (day x customer x event type rows): "
+                f"{totals['ok']:,} ok, {totals['warn']:,} warn, {totals['fail']:,} fail",
+                f"    received {totals['received']:,} = accepted {totals['accepted']:,} + "
+                f"duplicate {totals['duplicate']:,} + quarantined {totals['quarantined']:,}; "
+                f"producer-reported {totals['producer_reported']:,}; "
+                f"billed {totals['billed']:,}",
+                f"    period tie-out (customer x period x meter): {totals['tie_out_ok']:,} ok, "
+                f"{totals['tie_out_fail']:,} fail",
+            ]
+        lines += [result.describe() for result in self.results]
+        if len(self.anomalies):
+            lines.append(f"usage anomalies: {len(self.anomalies)}")
+            lines += [
+                f"    {clean_value(row.usage_date)} {row.customer_id} {row.meter_id}: "
+                f"{row.observed_quantity:,.0f} vs trailing mean {row.baseline_mean:,.1f} "
+                f"({row.ratio_to_mean:.1f}x, robust score {row.robust_score:.1f})"
+                for row in self.anomalies.itertuples()
+            ]
+        else:
+            lines.append("usage anomalies: none")
+        return "\n".join(lines)
+
+
+def _staged_events_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    accepted = {"row_condition": 'event_status=="accepted"', "condition_parser": "pandas"}
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="event_id", **accepted),
+        gxe.ExpectColumnValuesToNotBeNull(column="customer_id", **accepted),
+        gxe.ExpectColumnValuesToBeUnique(column="accepted_event_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="event_at", **accepted),
+        gxe.ExpectColumnValuesToBeBetween(column="scope_offset_days", min_value=0, **accepted),
+        gxe.ExpectColumnValuesToBeBetween(column="minutes_after_load", max_value=0, **accepted),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="day_quarantine_share", max_value=MAX_QUARANTINE_SHARE
+        ),
+    ]
+
+
+def _daily_usage_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="customer_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="meter_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
+        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="event_count", min_value=1),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["usage_date", "customer_id", "meter_id", "dimension_key"]
+        ),
+    ]
+
+
+def _reconciliation_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=["fail"]),
+        gxe.ExpectColumnValuesToBeBetween(column="routing_delta", min_value=0, max_value=0),
+    ]
+
+
+def _invoice_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    exactly_zero = {"min_value": 0, "max_value": 0}
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="invoice_id"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["customer_id", "billing_period_start"]),
+        gxe.ExpectColumnValuesToBeInSet(column="has_active_subscription", value_set=[True]),
+        gxe.ExpectColumnValuesToBeBetween(column="subtotal_difference", **exactly_zero),
+        gxe.ExpectColumnValuesToBeBetween(column="total_difference", **exactly_zero),
+        gxe.ExpectColumnValuesToBeBetween(column="line_count_difference", **exactly_zero),
+        gxe.ExpectColumnValuesToBeBetween(column="rounding_remainder", **exactly_zero),
+        gxe.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="tax_amount", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="discount_amount", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="credits_applied_amount", min_value=0),
+        gxe.ExpectColumnPairValuesToBeEqual(
+            column_A="currency",
+            column_B="customer_currency",
+            ignore_row_if="either_value_is_missing",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["draft", "finalized"]),
+    ]
+
+
+def _tie_out_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeBetween(column="unexplained_quantity", min_value=0, max_value=0),
+    ]
+
+
+STAGED_EVENTS_SQL = f"""
+with routed as (
+    select *, coalesce(event_date, cast(loaded_at as date)) as reconciliation_date
+    from staging.stg_events__routed_events
+)
+select
+    raw_row_id,
+    file_name,
+    line_number,
+    event_id,
+    customer_id,
+    event_status,
+    case when event_status = 'accepted' then event_id end as accepted_event_id,
+    event_at,
+    date_diff('day', $1::date, event_at::date) as scope_offset_days,
+    date_diff('minute', loaded_at, event_at) - {FUTURE_TOLERANCE_MINUTES} as minutes_after_load,
+    reconciliation_date,
+    case when count(*) over per_day >= {MIN_ROWS_FOR_SHARE} then
+        (count(*) filter (where event_status = 'quarantined') over per_day)
+        / count(*) over per_day
+    else 0 end as day_quarantine_share
+from routed
+where reconciliation_date >= $1 and reconciliation_date < $2
+window per_day as (partition by reconciliation_date)
+"""
+
+DAILY_USAGE_SQL = """
+select
+    usage_date, customer_id, meter_id, coalesce(dimension_value, '') as dimension_key,
+    quantity, event_count
+from marts.fct_usage_daily
+where usage_date >= $1 and usage_date < $2
+"""
+
+RECONCILIATION_SQL = """
+select reconciliation_id, reconciliation_date, customer_id, event_type, status, status_reason,
+    routing_delta, producer_delta
+from marts.fct_reconciliation_daily
+where reconciliation_date >= $1 and reconciliation_date < $2
+"""
+
+
+def fraction_below_minor_unit(column: str) -> str:
+    """SQL for what a money column holds below its currency's minor unit (exactly 0 if none).
+
+    DuckDB's round() wants a constant precision, so the amount is scaled to minor units and
+    its fractional part taken instead.
+    """
+    scaled = f"({column} * cast(pow(10, currencies.minor_units) as bigint))"
+    return f"abs({scaled} - floor({scaled}))"
+
+
+INVOICES_SQL = f"""
+with
+invoices as (
+    select * from marts.fct_invoices
+    where billing_period_start >= $1 and billing_period_start < $2
+),
+lines as (
+    select invoice_id, sum(amount) as line_amount, count(*) as line_count
+    from marts.fct_invoice_line_items
+    group by invoice_id
+),
+active as (
+    select distinct customer_id, billing_period_start
+    from intermediate.int_subscriptions_prorated_to_periods
+    where billing_period_start >= $1 and billing_period_start < $2
+)
+select
+    invoices.invoice_id,
+    coalesce(invoices.customer_id, active.customer_id) as customer_id,
+    coalesce(invoices.billing_period_start, active.billing_period_start) as billing_period_start,
+    invoices.status,
+    invoices.currency,
+    customers.currency as customer_currency,
+    active.customer_id is not null as has_active_subscription,
+    invoices.subtotal_amount - coalesce(lines.line_amount, 0) as subtotal_difference,
+    invoices.total_amount - (invoices.subtotal_amount - invoices.discount_amount
+        + invoices.tax_amount - invoices.credits_applied_amount) as total_difference,
+    invoices.line_item_count - coalesce(lines.line_count, 0) as line_count_difference,
+    {fraction_below_minor_unit("invoices.subtotal_amount")}
+    + {fraction_below_minor_unit("invoices.total_amount")}
+    + {fraction_below_minor_unit("invoices.tax_amount")}
+    + {fraction_below_minor_unit("invoices.discount_amount")}
+    as rounding_remainder,
+    invoices.total_amount,
+    invoices.tax_amount,
+    invoices.discount_amount,
+    invoices.credits_applied_amount
+from invoices
+full outer join active
+    on invoices.customer_id = active.customer_id
+    and invoices.billing_period_start = active.billing_period_start
+left join lines on invoices.invoice_id = lines.invoice_id
+left join reference.customers as customers
+    on coalesce(invoices.customer_id, active.customer_id) = customers.customer_id
+left join reference.currencies as currencies on invoices.currency = currencies.currency
+"""
+
+TIE_OUT_SQL = """
+select period_reconciliation_id, customer_id, meter_id, billing_period_start, status,
+    unexplained_quantity
+from marts.fct_reconciliation_periods
+where billing_period_start >= $1 and billing_period_start < $2
+"""
+
+RECONCILIATION_TOTALS_SQL = """
+select
+    count(*) filter (where status = 'ok') as ok,
+    count(*) filter (where status = 'warn') as warn,
+    count(*) filter (where status = 'fail') as fail,
+    coalesce(sum(received_count), 0) as received,
+    coalesce(sum(accepted_count), 0) as accepted,
+    coalesce(sum(duplicate_count), 0) as duplicate,
+    coalesce(sum(quarantined_count), 0) as quarantined,
+    coalesce(sum(producer_reported_count), 0) as producer_reported,
+    coalesce(sum(billed_count), 0) as billed,
+    (select count(*) from marts.fct_reconciliation_periods
+        where status = 'ok' and billing_period_start >= $1 and billing_period_start < $2)
+        as tie_out_ok,
+    (select count(*) from marts.fct_reconciliation_periods
+        where status = 'fail' and billing_period_start >= $1 and billing_period_start < $2)
+        as tie_out_fail
+from marts.fct_reconciliation_daily
+where reconciliation_date >= $1 and reconciliation_date < $2
+"""
+
+ANOMALIES_SQL = """
+select usage_anomaly_id, usage_date, customer_id, meter_id, anomaly_rule, observed_quantity,
+    observed_event_count, baseline_mean, baseline_median, ratio_to_mean, robust_score
+from marts.fct_usage_anomalies
+where usage_date >= $1 and usage_date < $2
+order by usage_date, customer_id, meter_id
+"""
+
+SUITES = (
+    SuiteSpec(
+        "staged_events",
+        "day",
+        STAGED_EVENTS_SQL,
+        ("reconciliation_date", "file_name", "line_number", "customer_id"),
+        _staged_events_expectations,
+    ),
+    SuiteSpec(
+        "daily_usage",
+        "day",
+        DAILY_USAGE_SQL,
+        ("usage_date", "customer_id", "meter_id"),
+        _daily_usage_expectations,
+    ),
+    SuiteSpec(
+        "reconciliation",
+        "day",
+        RECONCILIATION_SQL,
+        ("reconciliation_date", "customer_id", "event_type", "status_reason"),
+        _reconciliation_expectations,
+    ),
+    SuiteSpec(
+        "invoices",
+        "period",
+        INVOICES_SQL,
+        ("invoice_id", "customer_id", "billing_period_start"),
+        _invoice_expectations,
+        severity="critical",
+    ),
+    SuiteSpec(
+        "usage_tie_out",
+        "period",
+        TIE_OUT_SQL,
+        ("customer_id", "meter_id", "billing_period_start"),
+        _tie_out_expectations,
+    ),
+)
+SUITE_NAMES = tuple(spec.name for spec in SUITES)
+
+
+def suites_for(scope: Scope, names: tuple[str, ...] | None = None) -> list[SuiteSpec]:
+    """Day suites check a day or a range of days; period suites check a period or a range."""
+    wanted = [spec for spec in SUITES if names is None or spec.name in names]
+    if scope.kind == "range":
+        return wanted
+    return [spec for spec in wanted if spec.applies_to == scope.kind]
+
+
+def expectation_label(config) -> str:
+    """`expect_x(column)` with the arguments a reader needs to recognise the rule."""
+    kwargs = config.kwargs
+    columns = (
+        kwargs.get("column")
+        or kwargs.get("column_list")
+        or [
+            kwargs.get("column_A"),
+            kwargs.get("column_B"),
+        ]
+    )
+    if isinstance(columns, str):
+        columns = [columns]
+    bounds = []
+    for key in ("min_value", "max_value", "value_set"):
+        if kwargs.get(key) is not None:
+            bounds.append(f"{key}={kwargs[key]}")
+    inside = ", ".join([*(str(c) for c in columns if c), *bounds])
+    return f"{config.type}({inside})"
+
+
+def clean_value(value: object) -> object:
+    """Plain Python values for reports, alert payloads and JSON."""
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return value.date().isoformat()
+    if hasattr(value, "item"):
+        value = value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def failure_from_result(result, id_columns: tuple[str, ...]) -> ExpectationFailure:
+    details = result.result or {}
+    rows = details.get("unexpected_index_list") or details.get("partial_unexpected_index_list")
+    listed = [
+        {column: clean_value(row.get(column)) for column in id_columns if column in row}
+        for row in (rows or [])[:LISTED_ROWS]
+    ]
+    return ExpectationFailure(
+        expectation=expectation_label(result.expectation_config),
+        unexpected_count=details.get("unexpected_count"),
+        element_count=details.get("element_count"),
+        rows=listed,
+        observed=clean_value(details.get("observed_value")),
+    )
+
+
+class GateRunner:
+    """One ephemeral GX context with every suite registered, reused across scopes."""
+
+    def __init__(self) -> None:
+        quiet_environment()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self.context.data_sources.add_pandas("warehouse")
+        self.validations = {}
+        for spec in SUITES:
+            batch = source.add_dataframe_asset(spec.name).add_batch_definition_whole_dataframe(
+                "scope"
+            )
+            suite = self.context.suites.add(gx.ExpectationSuite(name=spec.name))
+            for expectation in spec.expectations():
+                suite.add_expectation(expectation)
+            self.validations[spec.name] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=spec.name, data=batch, suite=suite)
+            )
+
+    def run(self, spec: SuiteSpec, scope: Scope, frame: pd.DataFrame) -> SuiteResult:
+        validation = self.validations[spec.name]
+        outcome = validation.run(
+            batch_parameters={"dataframe": frame},
+            result_format={
+                "result_format": "COMPLETE" if len(frame) <= 10_000 else "SUMMARY",
+                "partial_unexpected_count": LISTED_ROWS,
+                "unexpected_index_column_names": list(spec.id_columns),
+            },
+        )
+        failures = [
+            failure_from_result(result, spec.id_columns)
+            for result in outcome.results
+            if not result.success
+        ]
+        return SuiteResult(
+            suite=spec.name,
+            scope=scope,
+            severity=spec.severity,
+            row_count=len(frame),
+            expectation_count=len(outcome.results),
+            failures=failures,
+        )
+
+
+_RUNNER: GateRunner | None = None
+
+
+def gate_runner() -> GateRunner:
+    """GX takes seconds to import and set up; one context serves every run in a process."""
+    global _RUNNER
+    if _RUNNER is None:
+        _RUNNER = GateRunner()
+    return _RUNNER
+
+
+def connect_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    if not warehouse.exists():
+        raise QualityError(f"no warehouse at {warehouse}: run `billing build` first")
+    try:
+        return duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as error:
+        raise QualityError(f"cannot open warehouse {warehouse}: {error}") from error
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, scope: Scope) -> pd.DataFrame:
+    try:
+        return con.execute(sql, [scope.start, scope.end]).df()
+    except duckdb.CatalogException as error:
+        raise QualityError(f"the warehouse has not been built yet: {error}") from error
+
+
+def data_range(warehouse: Path) -> Scope:
+    """Every day that holds data, as one range scope: what `billing quality` checks by default."""
+    with connect_warehouse(warehouse) as con:
+        try:
+            first, last = con.execute(
+                "select min(reconciliation_date), max(reconciliation_date) "
+                "from marts.fct_reconciliation_daily where accepted_count > 0"
+            ).fetchone()
+        except duckdb.CatalogException as error:
+            raise QualityError("the warehouse has not been built yet") from error
+    if first is None:
+        raise QualityError("the warehouse holds no events yet: run `billing ingest` and build")
+    start = first.replace(day=1)
+    return Scope("range", start, add_months(last.replace(day=1), 1))
+
+
+def run_quality(
+    warehouse: Path, scope: Scope, suites: tuple[str, ...] | None = None
+) -> QualityReport:
+    """Run the suites that apply to `scope` and collect the usage anomalies inside it.
+
+    This is the function orchestration calls; it reads only, so it never changes data.
+    """
+    specs = suites_for(scope, suites)
+    runner = gate_runner()
+    with connect_warehouse(warehouse) as con:
+        frames = {spec.name: read_frame(con, spec.sql, scope) for spec in specs}
+        anomalies = (
+            read_frame(con, ANOMALIES_SQL, scope)
+            if scope.kind != "period" and (suites is None or "anomalies" in suites)
+            else pd.DataFrame()
+        )
+        totals = read_frame(con, RECONCILIATION_TOTALS_SQL, scope).iloc[0]
+    results = [runner.run(spec, scope, frames[spec.name]) for spec in specs]
+    reconciliation = {key: int(value) for key, value in totals.items()}
+    return QualityReport(results=results, anomalies=anomalies, reconciliation=reconciliation)

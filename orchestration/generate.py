@@ -36,6 +36,9 @@ SPIKE_EVENT_TYPE = "api_call"
 SPIKE_FACTOR = 10
 # A spike needs this many earlier active days, so the anomaly baseline has history to judge by.
 SPIKE_MIN_HISTORY_DAYS = 14
+# ... and a usual day of at least this many calls, so the spike day clears the anomaly
+# detector's minimum volume (dbt var anomaly_min_events, 20) with room to spare.
+SPIKE_MIN_USUAL_EVENTS = 5
 ENDPOINTS = ["/v1/search", "/v1/embeddings", "/v2/completions", "/v2/chat", "/v1/files"]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]
 MODELS = ["gpt-4", "gpt-4o-mini", "claude-3-haiku", "llama-3-70b"]
@@ -387,7 +390,11 @@ def inject_spikes(
         if len(spikes) == options.spikes:
             break
         usual = per_day[(customer_id, day)]
-        if customer_id in used_customers or usual == 0 or files[day].fmt == "parquet":
+        if (
+            customer_id in used_customers
+            or usual < SPIKE_MIN_USUAL_EVENTS
+            or files[day].fmt == "parquet"
+        ):
             continue
         used_customers.add(customer_id)
         extra = usual * (SPIKE_FACTOR - 1)

@@ -175,8 +175,9 @@ class QualityReport:
 
 def _staged_events_expectations() -> list:
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
-    accepted = {"row_condition": 'event_status=="accepted"', "condition_parser": "pandas"}
+    accepted = {"row_condition": Column("event_status") == "accepted"}
     return [
         gxe.ExpectColumnValuesToNotBeNull(column="event_id", **accepted),
         gxe.ExpectColumnValuesToNotBeNull(column="customer_id", **accepted),

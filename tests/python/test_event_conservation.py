@@ -59,11 +59,20 @@ def pipeline(workspace, tmp_path_factory):
 
 def test_second_ingest_of_the_same_files_adds_nothing(pipeline):
     record = pipeline["record"]
-    assert len(pipeline["first"].loaded_files) == 61
+    # 61 days of events, and control totals for two months plus the two months the
+    # producer's future-dated (typo'd) events claim.
+    assert record["control_files"] == [
+        "control-totals-2026-09.csv",
+        "control-totals-2026-10.jsonl",
+        "control-totals-2036-09.jsonl",
+        "control-totals-2036-10.jsonl",
+    ]
+    assert len(pipeline["first"].loaded_files) == 61 + 4
     assert pipeline["first"].loaded_rows == record["raw_rows"]
     assert pipeline["second"].loaded_files == []
     assert pipeline["second"].loaded_rows == 0
-    assert len(pipeline["second"].skipped_files) == 61
+    assert pipeline["second"].control_rows == 0
+    assert len(pipeline["second"].skipped_files) == 61 + 4
 
 
 def test_every_category_and_reason_matches_what_was_injected(pipeline):

@@ -25,7 +25,9 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", ["generate", "ingest", "build"])
+@pytest.mark.parametrize(
+    "command", ["generate", "ingest", "build", "invoices", "quality", "alerts"]
+)
 def test_every_subcommand_has_help(command):
     result = run(command, "--help")
     assert result.returncode == 0
@@ -105,3 +107,18 @@ def test_a_locked_warehouse_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "cannot open warehouse" in result.stderr
+
+
+def test_quality_without_a_warehouse_is_one_line(tmp_path):
+    result = run("quality", env={"BILLING_WAREHOUSE": str(tmp_path / "w.duckdb")})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"billing quality: error: no warehouse at {tmp_path / 'w.duckdb'}: "
+        "run `billing build` first"
+    ]
+
+
+def test_quality_rejects_a_bad_day():
+    result = run("quality", "--day", "2026-02-30")
+    assert result.returncode == 2
+    assert "expected YYYY-MM-DD, got '2026-02-30'" in result.stderr

@@ -46,3 +46,24 @@ def test_offsets_name_the_same_instant():
         with_offset(date(2026, 9, 30), 23 * 3600 + 30 * 60, "+02:00") == "2026-10-01T01:30:00+02:00"
     )
     assert with_offset(date(2026, 9, 1), 3600, "-05:00") == "2026-08-31T20:00:00-05:00"
+
+
+def test_spikes_leave_every_other_line_unchanged(tmp_path):
+    plain = generate(SMALL, tmp_path / "a", tmp_path / "sa", tmp_path / "a.json")
+    spiky_options = GenerateOptions(**{**SMALL.__dict__, "spikes": 2})
+    spiky = generate(spiky_options, tmp_path / "b", tmp_path / "sb", tmp_path / "b.json")
+    assert plain["spikes"] == []
+    assert [s["extra_events"] for s in spiky["spikes"]] == [
+        9 * s["usual_events"] for s in spiky["spikes"]
+    ]
+    assert all(s["usual_events"] >= 5 for s in spiky["spikes"])
+    extra = sum(s["extra_events"] for s in spiky["spikes"])
+    assert spiky["accepted"] == plain["accepted"] + extra
+    spike_days = {f"events-{s['date']}.jsonl" for s in spiky["spikes"]}
+    changed = {
+        name for name, sha in digest(tmp_path / "a").items() if digest(tmp_path / "b")[name] != sha
+    }
+    # Only the spike days' event files and the control totals of their months change.
+    months = {f"control-totals-{s['date'][:7]}" for s in spiky["spikes"]}
+    assert {n for n in changed if n.startswith("events-")} == spike_days
+    assert {n.rsplit(".", 1)[0] for n in changed if n.startswith("control-")} <= months

@@ -114,3 +114,45 @@ def test_a_final_newline_does_not_make_an_extra_line():
     assert split_lines(b"a\nb\n") == (["a", "b"], [False, False])
     assert split_lines(b"a\n\nb") == (["a", "", "b"], [False, False, False])
     assert split_lines(b"") == ([], [])
+
+
+def control_rows(warehouse: Path) -> list[tuple]:
+    return query(
+        warehouse,
+        "select file_name, line_number, raw_line from raw.raw_control_totals "
+        "order by file_id, line_number",
+    )
+
+
+def test_control_totals_land_beside_events_as_json_rows(tmp_path):
+    landing = tmp_path / "landing"
+    write(
+        landing / "control-totals-2026-09.csv",
+        "report_date,customer_id,event_type,event_count\n2026-09-01,c1,api_call,12x\n",
+    )
+    write(
+        landing / "control-totals-2026-10.jsonl",
+        '{"report_date": "2026-10-01", "customer_id": "c1", "event_type": "api_call", '
+        '"event_count": 3}\n',
+    )
+    write(landing / "notes.csv", "not,control,totals\n")
+    write(landing / "day1.jsonl", GOOD + "\n")
+    warehouse = tmp_path / "w.duckdb"
+    result = ingest_files(warehouse, [landing], landing)
+    assert (result.loaded_rows, result.control_rows) == (1, 2)
+    rows = control_rows(warehouse)
+    assert [(name, line) for name, line, _ in rows] == [
+        ("control-totals-2026-09.csv", 1),
+        ("control-totals-2026-10.jsonl", 1),
+    ]
+    # A CSV row keeps every field as text, so a bad count reaches staging to be reported.
+    assert json.loads(rows[0][2]) == {
+        "report_date": "2026-09-01",
+        "customer_id": "c1",
+        "event_type": "api_call",
+        "event_count": "12x",
+    }
+    # Control files do not count as event files, and landing them again adds nothing.
+    assert query(warehouse, "select count(*) from raw.landed_files") == [(1,)]
+    again = ingest_files(warehouse, [landing], landing)
+    assert (again.loaded_files, again.control_rows, len(again.skipped_files)) == ([], 0, 3)

@@ -11,3 +11,18 @@
         timezone('UTC', current_timestamp)
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    Whether an invoice may be finalized by this run: its grace period has passed at `as_of`
+    and, when the run is limited to billing periods before `finalize_periods_before`
+    (YYYY-MM-DD; orchestration's monthly partition), its period starts before that date.
+    An invoice's own grace still decides; the limit only keeps a run for one month from
+    finalizing later months.
+#}
+{% macro is_due_for_finalization(finalizes_at, billing_period_start) -%}
+    {%- set limit = var('finalize_periods_before', '') -%}
+    {{ finalizes_at }} <= {{ as_of_timestamp() }}
+    {%- if limit %}
+        and {{ billing_period_start }} < cast('{{ limit }}' as date)
+    {%- endif -%}
+{%- endmacro %}

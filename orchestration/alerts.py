@@ -123,7 +123,8 @@ def alerts_from_report(report: QualityReport) -> list[Alert]:
                 details=tuple(failure.describe() for failure in result.failures),
             )
         )
-    for row in report.anomalies.itertuples():
+    anomalies = report.anomalies
+    for row in anomalies.itertuples() if anomalies is not None else ():
         day = date.fromisoformat(str(clean_value(row.usage_date)))
         alerts.append(
             Alert(

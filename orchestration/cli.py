@@ -168,6 +168,21 @@ def command_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_backfill(args: argparse.Namespace) -> int:
+    from orchestration.build import BuildError, parse_as_of
+    from orchestration.orchestrate import BackfillError, backfill
+
+    try:
+        as_of = parse_as_of(args.as_of) if args.as_of else None
+        failed = backfill(args.kind, args.first, args.last, as_of=as_of)
+    except (BackfillError, BuildError) as error:
+        raise UserError(str(error)) from error
+    if failed:
+        print(f"backfill stopped: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def command_alerts(args: argparse.Namespace) -> None:
     from orchestration.alerts import recent_alerts
 
@@ -271,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--day", type=parse_day, help="one UTC day, YYYY-MM-DD")
     scope.add_argument("--period", type=parse_month, help="one billing period, YYYY-MM")
     quality.set_defaults(handler=command_quality)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="run the Dagster daily or monthly job over a range of partitions",
+        description="Run the orchestrated pipeline in this process, recorded in the Dagster "
+        "instance ($DAGSTER_HOME, default .dagster/) so the UI shows it. daily: one run "
+        "for the whole range of days; monthly: one run per month, in order, stopping at "
+        "the first failure. Exit status 1 when a run fails (a gate included).",
+    )
+    backfill.add_argument("kind", choices=["daily", "monthly"])
+    backfill.add_argument("first", help="first day (YYYY-MM-DD) or month (YYYY-MM)")
+    backfill.add_argument("last", help="last day or month, inclusive")
+    backfill.add_argument("--as-of", help="the runs' 'now', ISO 8601 (default: the current time)")
+    backfill.set_defaults(handler=command_backfill)
 
     alerts = commands.add_parser(
         "alerts",

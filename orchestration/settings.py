@@ -53,6 +53,24 @@ def load_settings() -> Settings:
     )
 
 
+DAGSTER_CONFIG_TEMPLATE = PROJECT_DIR / "orchestration" / "dagster.yaml"
+
+
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else `.dagster/` in the project, holding this project's dagster.yaml.
+
+    The instance config turns telemetry off and limits runs to one per warehouse file; a
+    folder without it gets a copy, so every entry point (UI, CLI backfills, tests) agrees.
+    """
+    home = _path_from_env("DAGSTER_HOME", PROJECT_DIR / ".dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_CONFIG_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
 def quiet_environment() -> None:
     """Turn telemetry off before any dbt, Dagster or GX import can read the environment."""
     for key, value in QUIET_ENVIRONMENT.items():

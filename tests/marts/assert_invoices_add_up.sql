@@ -4,6 +4,9 @@
     invoice currency = customer currency, and exactly one invoice per customer and period
     with an active subscription. One row per violation.
 #}
+{# Orchestration shows this test as a check on the model it is about. #}
+{{ config(meta={'dagster': {'ref': {'name': 'fct_invoices'}}}) }}
+
 with
 
 invoices as (

@@ -2,6 +2,9 @@
     A rate card that cannot be priced unambiguously fails the build before any invoice is
     made. One row per problem, with the charge (or subscription) and what is wrong.
 #}
+{# Orchestration shows this test as a check on the model it is about. #}
+{{ config(meta={'dagster': {'ref': {'name': 'plan_charges'}}}) }}
+
 with
 
 plan_charges as (

@@ -3,6 +3,9 @@
     quarantined, and the rows ingest counted = the rows in raw = the rows routed. Any row
     lost or doubled anywhere between landing and routing fails the build.
 #}
+{# Orchestration shows this test as a check on the model it is about. #}
+{{ config(meta={'dagster': {'ref': {'name': 'stg_events__routed_events'}}}) }}
+
 with
 
 raw_events as (

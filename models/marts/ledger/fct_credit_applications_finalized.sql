@@ -54,7 +54,9 @@ applications_finalized as (
     inner join invoices_credited
         on credit_applications.invoice_id = invoices_credited.invoice_id
     where
-        invoices_credited.finalizes_at <= {{ as_of_timestamp() }}
+        {{ is_due_for_finalization(
+            'invoices_credited.finalizes_at', 'invoices_credited.billing_period_start'
+        ) }}
         and credit_applications.invoice_id not in (
             select already_finalized.invoice_id from already_finalized
         )

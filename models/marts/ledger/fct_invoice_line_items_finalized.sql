@@ -54,7 +54,7 @@ invoices_due as (
         finalizes_at
     from invoices_calculated
     where
-        finalizes_at <= {{ as_of_timestamp() }}
+        {{ is_due_for_finalization('finalizes_at', 'billing_period_start') }}
         and invoice_id not in (select already_finalized.invoice_id from already_finalized)
 
 ),

@@ -1,0 +1,366 @@
+"""The Dagster code location: ingest, the dbt project as assets, gates, jobs and schedules.
+
+- Ingest is an upstream asset over the landing folder; it produces the raw tables dbt reads
+  as sources.
+- The dbt project becomes assets through dagster-dbt. Which partitions an asset has comes
+  from dbt: `meta.partition` (daily or monthly, set per folder in dbt_project.yml and
+  overridden in a model's YAML); asset keys and groups come from each node's schema, i.e.
+  its folder. No model is named here.
+- Each partition kind is split in two at its gate: daily staging, then (after the staged
+  events gate) daily usage and reconciliation; monthly rating, then (after the invoice
+  candidates gate) finalization and the invoice marts. Gates are blocking asset checks, so
+  a failed gate stops everything downstream and no invoice is finalized past it.
+- Every job runs its steps one at a time in one process and carries the `billing/warehouse`
+  tag, which the instance's run queue limits to one run per warehouse file (dagster.yaml).
+"""
+
+import json
+import sys
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.alerts import alerts_from_report, raise_alerts, run_failure_alert
+from orchestration.build import dbt_environment, prepare_warehouse, publish, run_dbt
+from orchestration.ingest import ingest_files
+from orchestration.partitions import (
+    Window,
+    daily_window,
+    dbt_vars_for,
+    monthly_window,
+    partitions_start,
+    previous_day_key,
+    previous_month_key,
+    run_as_of,
+)
+from orchestration.quality import run_quality
+from orchestration.settings import PROJECT_DIR, load_settings, quiet_environment
+
+quiet_environment()
+# Single-run backfills (one dbt build for a range of days) are the point of the policy.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+WAREHOUSE_POOL = "billing_warehouse"
+WAREHOUSE_TAG = "billing/warehouse"
+RAW_TABLES = {
+    "raw_events": "Every received event line, verbatim.",
+    "landed_files": "One row per landed event file.",
+    "raw_control_totals": "Producers' control-total rows, verbatim.",
+    "landed_control_files": "One row per landed control-totals file.",
+}
+
+DBT_PROJECT = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
+DBT_PROJECT.prepare_if_dev()
+if not DBT_PROJECT.manifest_path.exists():
+    run_dbt(["parse"], load_settings(), verbose=False)
+
+DAILY = dg.DailyPartitionsDefinition(start_date=partitions_start().isoformat())
+MONTHLY = dg.MonthlyPartitionsDefinition(start_date=partitions_start().replace(day=1).isoformat())
+
+
+class BillingTranslator(DagsterDbtTranslator):
+    """Asset keys and groups from each dbt node's schema (its folder), never from its name."""
+
+    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return dg.AssetKey([layer_of(dbt_resource_props), dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props) -> str:
+        if dbt_resource_props["resource_type"] == "source":
+            return "raw"
+        return layer_of(dbt_resource_props)
+
+
+def layer_of(dbt_resource_props) -> str:
+    """The node's schema (staging, intermediate, marts, ledger, reference, audit)."""
+    return dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
+
+
+TRANSLATOR = BillingTranslator()
+
+
+def window_of(context, kind: str) -> Window:
+    """The partition window a step runs for: one partition or a single-run range."""
+    keys = context.partition_key_range
+    build = daily_window if kind == "daily" else monthly_window
+    return build(keys.start, keys.end)
+
+
+def dbt_build(context, dbt: DbtCliResource, kind: str):
+    """`dbt build` of this step's selection with the window's vars; streams its events."""
+    settings = load_settings()
+    prepare_warehouse(settings)
+    dbt_environment(settings)
+    window = window_of(context, kind)
+    payload = dbt_vars_for(window, run_as_of(context.run.tags, datetime.now(UTC)))
+    context.log.info(f"dbt vars: {payload}")
+    args = ["build", "--indirect-selection", "buildable", "--vars", json.dumps(payload)]
+    yield from dbt.cli(args, context=context).stream()
+
+
+def partitioned_dbt_assets(name: str, select: str, exclude: str, kind: str):
+    """One dbt_assets op over the selected nodes, in the daily or monthly partitions."""
+
+    @dbt_assets(
+        manifest=DBT_PROJECT.manifest_path,
+        project=DBT_PROJECT,
+        select=select,
+        exclude=exclude,
+        name=name,
+        partitions_def=DAILY if kind == "daily" else MONTHLY,
+        dagster_dbt_translator=TRANSLATOR,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt_build(context, dbt, kind)
+
+    return _assets
+
+
+STAGING_SELECTION = (
+    "config.meta.partition:daily,resource_type:seed config.meta.partition:daily,path:models/staging"
+)
+RATING_SELECTION = "config.meta.partition:monthly,path:models/intermediate"
+
+daily_staging = partitioned_dbt_assets("dbt_staging", STAGING_SELECTION, "", "daily")
+daily_usage = partitioned_dbt_assets(
+    "dbt_daily_usage", "config.meta.partition:daily", STAGING_SELECTION, "daily"
+)
+monthly_rating = partitioned_dbt_assets("dbt_rating", RATING_SELECTION, "", "monthly")
+monthly_invoicing = partitioned_dbt_assets(
+    "dbt_invoicing", "config.meta.partition:monthly", RATING_SELECTION, "monthly"
+)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", table], description=text, group_name="raw")
+        for table, text in RAW_TABLES.items()
+    ],
+    partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def landed_events(context: dg.AssetExecutionContext):
+    """Land every new file of the landing folder (idempotent: a landed file is skipped)."""
+    settings = load_settings()
+    result = ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+    context.log.info(
+        f"landed {len(result.loaded_files)} files ({result.loaded_rows} event rows, "
+        f"{result.control_rows} control rows); {len(result.skipped_files)} already landed"
+    )
+    for table in RAW_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=["raw", table],
+            metadata={
+                "files_loaded": len(result.loaded_files),
+                "event_rows_loaded": result.loaded_rows,
+                "control_rows_loaded": result.control_rows,
+            },
+        )
+
+
+def published_asset(name: str, kind: str, deps: list[list[str]], description: str):
+    """Copy the marts to the readers' published copy once the gates above have passed."""
+
+    @dg.asset(
+        key=["published", name],
+        deps=[dg.AssetKey(dep) for dep in deps],
+        partitions_def=DAILY if kind == "daily" else MONTHLY,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="published",
+        description=description,
+        pool=WAREHOUSE_POOL,
+    )
+    def _published(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        settings = load_settings()
+        publish(settings)
+        return dg.MaterializeResult(metadata={"path": str(settings.published_warehouse)})
+
+    return _published
+
+
+published_reconciliation = published_asset(
+    "reconciliation",
+    "daily",
+    [
+        ["marts", "fct_reconciliation_daily"],
+        ["marts", "fct_usage_daily"],
+        ["marts", "fct_usage_anomalies"],
+    ],
+    "Daily marts (usage, reconciliation, quarantine) published for readers.",
+)
+published_invoices = published_asset(
+    "invoices",
+    "monthly",
+    [
+        ["marts", "fct_invoices"],
+        ["marts", "fct_invoice_line_items"],
+        ["marts", "fct_reconciliation_periods"],
+    ],
+    "Invoices and the period tie-out published for finance.",
+)
+
+
+def quality_gate(
+    name: str, asset: list[str], suites: tuple[str, ...], kind: str, blocking: bool = True
+):
+    """A Great Expectations suite as an asset check; a failure raises its alert."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(asset),
+        name=name,
+        blocking=blocking,
+        description=f"Great Expectations suite(s) {', '.join(suites)} for the partition.",
+        pool=WAREHOUSE_POOL,
+    )
+    def _gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        settings = load_settings()
+        window = window_of_run(context.run.tags, kind)
+        report = run_quality(settings.warehouse, window.scope, suites=suites)
+        raised = raise_alerts(settings.warehouse, alerts_from_report(report))
+        context.log.info(report.describe())
+        passed = report.passed and not len(report.anomalies if report.anomalies is not None else [])
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "scope": window.scope.label,
+                "report": dg.MetadataValue.md(f"```\n{report.describe()}\n```"),
+                "alerts_new": len(raised.new),
+                "alerts_repeated": len(raised.repeated),
+            },
+        )
+
+    return _gate
+
+
+def window_of_run(tags: dict, kind: str) -> Window:
+    """A check's window, read from the run's partition tags (one key or a range)."""
+    single = tags.get("dagster/partition")
+    first = tags.get("dagster/asset_partition_range_start", single)
+    last = tags.get("dagster/asset_partition_range_end", single)
+    if first is None:
+        raise dg.Failure("the quality gates run inside a partitioned run only")
+    return (daily_window if kind == "daily" else monthly_window)(first, last)
+
+
+GATES = [
+    quality_gate(
+        "staged_events_gate", ["staging", "stg_events__routed_events"], ("staged_events",), "daily"
+    ),
+    quality_gate("daily_usage_gate", ["marts", "fct_usage_daily"], ("daily_usage",), "daily"),
+    quality_gate(
+        "reconciliation_gate", ["marts", "fct_reconciliation_daily"], ("reconciliation",), "daily"
+    ),
+    quality_gate(
+        "usage_spikes",
+        ["marts", "fct_usage_anomalies"],
+        ("anomalies",),
+        "daily",
+        blocking=False,
+    ),
+    quality_gate(
+        "invoice_candidates_gate",
+        ["intermediate", "int_invoices_credited"],
+        ("invoice_candidates",),
+        "monthly",
+    ),
+    quality_gate("invoices_gate", ["marts", "fct_invoices"], ("invoices",), "monthly"),
+    quality_gate(
+        "usage_tie_out_gate", ["marts", "fct_reconciliation_periods"], ("usage_tie_out",), "monthly"
+    ),
+]
+
+
+def billing_job(name: str, assets: list, kind: str, description: str):
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=DAILY if kind == "daily" else MONTHLY,
+        executor_def=dg.in_process_executor,
+        tags={WAREHOUSE_TAG: str(load_settings().warehouse)},
+        description=description,
+    )
+
+
+daily_reconciliation_job = billing_job(
+    "daily_reconciliation",
+    [landed_events, daily_staging, daily_usage, published_reconciliation],
+    "daily",
+    "Ingest, stage, gate, meter per day, reconcile and publish one UTC day (or a range).",
+)
+monthly_invoicing_job = billing_job(
+    "monthly_invoicing",
+    [monthly_rating, monthly_invoicing, published_invoices],
+    "monthly",
+    "Rate the month, gate the invoice candidates, finalize those past their grace, "
+    "gate the invoices and publish them.",
+)
+
+
+@dg.schedule(
+    cron_schedule="15 0 * * *",
+    job=daily_reconciliation_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def daily_reconciliation_schedule(context: dg.ScheduleEvaluationContext):
+    """00:15 UTC: reconcile the previous UTC day."""
+    key = previous_day_key(context.scheduled_execution_time)
+    return dg.RunRequest(run_key=key, partition_key=key)
+
+
+@dg.schedule(
+    cron_schedule="0 6 4 * *",
+    job=monthly_invoicing_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def monthly_invoicing_schedule(context: dg.ScheduleEvaluationContext):
+    """The 4th at 06:00 UTC, after the default 72-hour grace: invoice the previous month."""
+    key = previous_month_key(context.scheduled_execution_time)
+    return dg.RunRequest(run_key=key, partition_key=key)
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[daily_reconciliation_job, monthly_invoicing_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
+    """A failed run (a failed gate included) raises a run_failure alert to the sinks."""
+    run = context.dagster_run
+    kind = "daily" if run.job_name == daily_reconciliation_job.name else "monthly"
+    try:
+        scope = window_of_run(run.tags, kind).scope
+    except dg.Failure:
+        scope = None
+    message = context.failure_event.message or "the run failed"
+    raise_alerts(load_settings().warehouse, [run_failure_alert(run.job_name, scope, message)])
+
+
+defs = dg.Definitions(
+    assets=[
+        landed_events,
+        daily_staging,
+        daily_usage,
+        monthly_rating,
+        monthly_invoicing,
+        published_reconciliation,
+        published_invoices,
+    ],
+    asset_checks=GATES,
+    jobs=[daily_reconciliation_job, monthly_invoicing_job],
+    schedules=[daily_reconciliation_schedule, monthly_invoicing_schedule],
+    sensors=[alert_on_run_failure],
+    resources={
+        "dbt": DbtCliResource(
+            project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")
+        )
+    },
+)

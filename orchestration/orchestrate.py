@@ -1,0 +1,73 @@
+"""Run the Dagster jobs from the command line: `billing backfill daily|monthly FIRST LAST`.
+
+Runs execute in this process against the project's Dagster instance, so they appear in the
+UI beside scheduled runs. A range of days is one run (the daily assets backfill in a single
+run); months run one at a time, in order, because each finalizes its own month.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from orchestration.partitions import AS_OF_TAG
+from orchestration.reference_data import add_months
+from orchestration.settings import dagster_home
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+class BackfillError(Exception):
+    """A bad range; one line for the CLI."""
+
+
+def parse_partition(kind: str, text: str) -> date:
+    """A day (YYYY-MM-DD) or a month (YYYY-MM, or any day in it) as its partition start."""
+    try:
+        if kind == "monthly":
+            return date.fromisoformat(f"{text[:7]}-01")
+        return date.fromisoformat(text)
+    except ValueError as error:
+        expected = "YYYY-MM" if kind == "monthly" else "YYYY-MM-DD"
+        raise BackfillError(f"expected {expected}, got {text!r}") from error
+
+
+def backfill_runs(kind: str, first: date, last: date, as_of: str | None) -> list[dict]:
+    """The tags of each run a backfill launches, in order."""
+    if last < first:
+        raise BackfillError(f"the range ends ({last}) before it starts ({first})")
+    base = {AS_OF_TAG: as_of} if as_of else {}
+    if kind == "daily":
+        return [{**base, RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}]
+    runs, month = [], first
+    while month <= last:
+        runs.append({**base, "dagster/partition": month.isoformat()})
+        month = add_months(month, 1)
+    return runs
+
+
+def backfill(kind: str, first_text: str, last_text: str, as_of: str | None = None) -> str | None:
+    """Run the job over the range; returns None, or which run failed."""
+    first, last = parse_partition(kind, first_text), parse_partition(kind, last_text)
+    runs = backfill_runs(kind, first, last, as_of)
+    dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import daily_reconciliation_job, defs, monthly_invoicing_job
+
+    job_name = daily_reconciliation_job.name if kind == "daily" else monthly_invoicing_job.name
+    job = defs.get_job_def(job_name)
+    with dg.DagsterInstance.get() as instance:
+        for tags in runs:
+            partition = tags.get("dagster/partition")
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                tags={k: v for k, v in tags.items() if k != "dagster/partition"},
+                raise_on_error=False,
+            )
+            label = partition or f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"
+            if not result.success:
+                return f"{job_name} {label} (run {result.run_id})"
+            print(f"{job_name} {label}: success (run {result.run_id})")
+    return None

@@ -1,0 +1,99 @@
+"""Partition windows and the dbt vars they become (DESIGN 8): small pure functions.
+
+Orchestration hands dbt a partition's window only through `--vars`; everything else the
+window decides (which day or month the gates check, which month a schedule asks for) is
+computed here too, so it can be tested without Dagster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from orchestration.quality import Scope
+from orchestration.reference_data import add_months
+
+DEFAULT_PARTITIONS_START = date(2026, 1, 1)
+# Run tag that pins a run's "now" (DESIGN 6.1); without it a run uses the current time.
+AS_OF_TAG = "billing/as_of"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A partition window: days or whole months, end exclusive."""
+
+    kind: str  # "daily" or "monthly"
+    start: date
+    end: date
+
+    @property
+    def scope(self) -> Scope:
+        """What the quality gates check for this window."""
+        if self.kind == "daily" and self.end == self.start + timedelta(days=1):
+            return Scope.day(self.start)
+        if self.kind == "monthly" and self.end == add_months(self.start, 1):
+            return Scope.period(self.start)
+        return Scope("range", self.start, self.end)
+
+
+def partitions_start(environment: dict | None = None) -> date:
+    """First day of the partitions: BILLING_PARTITIONS_START (YYYY-MM-DD), else 2026-01-01.
+
+    Monthly partitions start on the first of that day's month.
+    """
+    environment = os.environ if environment is None else environment
+    text = environment.get("BILLING_PARTITIONS_START", "").strip()
+    return date.fromisoformat(text) if text else DEFAULT_PARTITIONS_START
+
+
+def daily_window(first_key: str, last_key: str) -> Window:
+    """Days `first_key` through `last_key` (YYYY-MM-DD, inclusive)."""
+    start, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
+    return Window("daily", start, last + timedelta(days=1))
+
+
+def monthly_window(first_key: str, last_key: str) -> Window:
+    """Months starting `first_key` through `last_key` (YYYY-MM-DD month starts, inclusive)."""
+    start, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
+    return Window("monthly", start.replace(day=1), add_months(last.replace(day=1), 1))
+
+
+def run_as_of(tags: dict, now: datetime) -> str:
+    """The run's `as_of`: the `billing/as_of` tag when set, else `now`, as RFC 3339 UTC.
+
+    A run rates what has landed by the time it runs. The partition does not move the
+    clock: an old month backfilled today must not treat every later event as future.
+    """
+    text = (tags.get(AS_OF_TAG) or "").strip()
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else now
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dbt_vars_for(window: Window, as_of: str) -> dict:
+    """The `--vars` of a partitioned dbt build.
+
+    Both kinds record their window; a monthly window also stops finalization at its end, so
+    a run for September never finalizes October even when October's grace has passed.
+    """
+    payload = {
+        "as_of": as_of,
+        "partition_start": window.start.isoformat(),
+        "partition_end": window.end.isoformat(),
+    }
+    if window.kind == "monthly":
+        payload["finalize_periods_before"] = window.end.isoformat()
+    return payload
+
+
+def previous_day_key(scheduled: datetime) -> str:
+    """The UTC day before a run scheduled shortly after midnight: the day to reconcile."""
+    return (scheduled.astimezone(UTC).date() - timedelta(days=1)).isoformat()
+
+
+def previous_month_key(scheduled: datetime) -> str:
+    """The month before the scheduled run's month: the month to invoice."""
+    this_month = scheduled.astimezone(UTC).date().replace(day=1)
+    return add_months(this_month, -1).isoformat()

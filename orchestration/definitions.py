@@ -278,11 +278,11 @@ GATES = [
 ]
 
 
-def billing_job(name: str, assets: list, kind: str, description: str):
+def billing_job(name: str, assets: list, description: str):
+    """Steps one at a time in this process (one DuckDB writer), tagged with the warehouse."""
     return dg.define_asset_job(
         name,
         selection=dg.AssetSelection.assets(*assets),
-        partitions_def=DAILY if kind == "daily" else MONTHLY,
         executor_def=dg.in_process_executor,
         tags={WAREHOUSE_TAG: str(load_settings().warehouse)},
         description=description,
@@ -292,13 +292,11 @@ def billing_job(name: str, assets: list, kind: str, description: str):
 daily_reconciliation_job = billing_job(
     "daily_reconciliation",
     [landed_events, daily_staging, daily_usage, published_reconciliation],
-    "daily",
     "Ingest, stage, gate, meter per day, reconcile and publish one UTC day (or a range).",
 )
 monthly_invoicing_job = billing_job(
     "monthly_invoicing",
     [monthly_rating, monthly_invoicing, published_invoices],
-    "monthly",
     "Rate the month, gate the invoice candidates, finalize those past their grace, "
     "gate the invoices and publish them.",
 )

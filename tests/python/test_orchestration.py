@@ -1,0 +1,436 @@
+"""The Dagster code location: what it defines, and the pipeline run through it end to end.
+
+The daily job over two months of generated data and the monthly job for each month must
+finalize exactly the invoices a plain `billing build` finalizes; repeating a run bills
+nothing twice; a failed gate stops the run before finalization and raises an alert; and
+`dagster dev` serves the same asset graph over GraphQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import date, datetime
+
+import dagster as dg
+import pytest
+from conftest import TEST_SEEDS_ROOT, query
+
+from orchestration.build import build, run_dbt
+from orchestration.generate import GenerateOptions, generate
+from orchestration.ingest import ingest_files
+from orchestration.settings import PROJECT_DIR, Settings, load_settings
+
+AS_OF = "2026-11-05T00:00:00Z"
+OPTIONS = GenerateOptions(
+    events=6_000, customers=10, months=2, first_month=date(2026, 9, 1), seed=5, spikes=1
+)
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+# The asset graph: every asset and its partitions. A change here is a change to what
+# operators see and schedule; update it on purpose.
+EXPECTED_ASSETS = {
+    "daily": [
+        "intermediate/int_billing_periods",
+        "intermediate/int_events_metered",
+        "intermediate/int_events_priced",
+        "intermediate/int_subscriptions_prorated_to_periods",
+        "intermediate/int_usage_aggregated_to_days",
+        "marts/fct_landed_files",
+        "marts/fct_quarantined_events",
+        "marts/fct_reconciliation_daily",
+        "marts/fct_usage_anomalies",
+        "marts/fct_usage_daily",
+        "published/reconciliation",
+        "raw/landed_control_files",
+        "raw/landed_files",
+        "raw/raw_control_totals",
+        "raw/raw_events",
+        "reference/credit_grants",
+        "reference/currencies",
+        "reference/customers",
+        "reference/discounts",
+        "reference/meters",
+        "reference/plan_charge_tiers",
+        "reference/plan_charges",
+        "reference/plans",
+        "reference/subscription_overrides",
+        "reference/subscriptions",
+        "staging/stg_events__control_totals",
+        "staging/stg_events__parsed_events",
+        "staging/stg_events__routed_events",
+        "staging/stg_events__usage_events",
+    ],
+    "monthly": [
+        "audit/snap_invoices",
+        "audit/snap_plan_charge_tiers",
+        "audit/snap_plan_charges",
+        "audit/snap_plans",
+        "intermediate/int_charges_metered_to_periods",
+        "intermediate/int_charges_rated",
+        "intermediate/int_credit_applications",
+        "intermediate/int_invoice_lines_assembled",
+        "intermediate/int_invoice_periods_billed",
+        "intermediate/int_invoices_calculated",
+        "intermediate/int_invoices_credited",
+        "intermediate/int_usage_aggregated_to_periods",
+        "ledger/fct_credit_applications_finalized",
+        "ledger/fct_invoice_line_items_finalized",
+        "ledger/fct_invoices_finalized",
+        "marts/fct_credit_balances",
+        "marts/fct_invoice_line_items",
+        "marts/fct_invoices",
+        "marts/fct_reconciliation_periods",
+        "published/invoices",
+    ],
+}
+EXPECTED_GATES = {
+    # check: (asset, blocking)
+    "staged_events_gate": ("staging/stg_events__routed_events", True),
+    "daily_usage_gate": ("marts/fct_usage_daily", True),
+    "reconciliation_gate": ("marts/fct_reconciliation_daily", True),
+    "usage_spikes": ("marts/fct_usage_anomalies", False),
+    "invoice_candidates_gate": ("intermediate/int_invoices_credited", True),
+    "invoices_gate": ("marts/fct_invoices", True),
+    "usage_tie_out_gate": ("marts/fct_reconciliation_periods", True),
+}
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    """The code location, loaded from a manifest parsed from the project as it is now."""
+    run_dbt(["parse"], load_settings(), verbose=False)
+    from orchestration import definitions
+
+    return definitions
+
+
+def test_the_asset_graph_checks_jobs_and_schedules(definitions):
+    graph = definitions.defs.resolve_asset_graph()
+    kinds = {"DailyPartitionsDefinition": "daily", "MonthlyPartitionsDefinition": "monthly"}
+    assets: dict[str, list[str]] = {"daily": [], "monthly": []}
+    for key in graph.get_all_asset_keys():
+        partitions = graph.get(key).partitions_def
+        assets[kinds[type(partitions).__name__]].append(key.to_user_string())
+    assert {kind: sorted(keys) for kind, keys in assets.items()} == EXPECTED_ASSETS
+
+    gates = {
+        spec.key.name: (spec.key.asset_key.to_user_string(), spec.blocking)
+        for checks in definitions.GATES
+        for spec in checks.check_specs
+    }
+    assert gates == EXPECTED_GATES
+    # dbt data tests are checks too, on the model they test (a singular test names it in
+    # its meta); one whose parents span two steps still runs inside the later dbt build.
+    dbt_checks = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in graph.asset_check_keys
+        if key.name not in EXPECTED_GATES
+    }
+    assert len(dbt_checks) > 150
+    assert (
+        "staging/stg_events__routed_events",
+        "assert_every_raw_row_is_routed_once",
+    ) in dbt_checks
+    assert ("reference/plan_charges", "assert_rate_cards_are_well_formed") in dbt_checks
+
+    jobs = {job.name: job for job in definitions.defs.resolve_all_job_defs()}
+    assert {"daily_reconciliation", "monthly_invoicing"} <= set(jobs)
+    schedules = {
+        schedule.name: (schedule.cron_schedule, schedule.job_name, schedule.execution_timezone)
+        for schedule in definitions.defs.schedules
+    }
+    assert schedules == {
+        "daily_reconciliation_schedule": ("15 0 * * *", "daily_reconciliation", "UTC"),
+        "monthly_invoicing_schedule": ("0 6 4 * *", "monthly_invoicing", "UTC"),
+    }
+    assert [sensor.name for sensor in definitions.defs.sensors] == ["alert_on_run_failure"]
+    for job in (definitions.daily_reconciliation_job, definitions.monthly_invoicing_job):
+        assert "billing/warehouse" in job.tags
+
+
+def test_the_instance_allows_one_run_per_warehouse():
+    import yaml
+
+    config = yaml.safe_load((PROJECT_DIR / "orchestration" / "dagster.yaml").read_text())
+    assert config["telemetry"] == {"enabled": False}
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [
+        {"key": "billing/warehouse", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+    assert config["concurrency"]["pools"] == {"default_limit": 1}
+
+
+def schedule_request(definitions, name: str, when: str):
+    schedule = next(s for s in definitions.defs.schedules if s.name == name)
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime.fromisoformat(when),
+        repository_def=definitions.defs.get_repository_def(),
+    )
+    return schedule.evaluate_tick(context).run_requests
+
+
+def test_schedules_request_the_previous_day_and_month(definitions):
+    (daily,) = schedule_request(
+        definitions, "daily_reconciliation_schedule", "2026-11-01T00:15:00+00:00"
+    )
+    assert daily.partition_key == "2026-10-31"
+    (monthly,) = schedule_request(
+        definitions, "monthly_invoicing_schedule", "2026-11-04T06:00:00+00:00"
+    )
+    assert monthly.partition_key == "2026-10-01"
+
+
+def run_job(definitions, name: str, instance, **tags):
+    partition = tags.pop("partition", None)
+    job = definitions.defs.resolve_job_def(name)
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        tags={"billing/as_of": AS_OF, **tags},
+        raise_on_error=False,
+    )
+
+
+def check_results(result) -> dict[str, bool]:
+    return {
+        event.event_specific_data.check_name: event.event_specific_data.passed
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def invoices_of(warehouse) -> list[tuple]:
+    return query(
+        warehouse,
+        "select invoice_id, customer_id, strftime(billing_period_start, '%Y-%m'), status, "
+        "total_amount, line_item_count from marts.fct_invoices order by invoice_id",
+    )
+
+
+def lines_of(warehouse) -> list[tuple]:
+    return query(
+        warehouse,
+        "select invoice_line_item_id, amount from marts.fct_invoice_line_items "
+        "order by invoice_line_item_id",
+    )
+
+
+@pytest.fixture(scope="module")
+def orchestrated(definitions, workspace, tmp_path_factory):
+    """Two months of events through the daily job (one ranged run) and the monthly job."""
+    generate(
+        OPTIONS,
+        workspace.landing_dir,
+        workspace.seeds_dir,
+        tmp_path_factory.mktemp("record") / "record.json",
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    daily = run_job(
+        definitions,
+        "daily_reconciliation",
+        instance,
+        **{RANGE_START: "2026-09-01", RANGE_END: "2026-10-31"},
+    )
+    september = run_job(definitions, "monthly_invoicing", instance, partition="2026-09-01")
+    after_september = invoices_of(workspace.warehouse)
+    october = run_job(definitions, "monthly_invoicing", instance, partition="2026-10-01")
+    return {
+        "instance": instance,
+        "daily": daily,
+        "september": september,
+        "after_september": after_september,
+        "october": october,
+    }
+
+
+def test_the_daily_and_monthly_jobs_pass_every_gate(orchestrated):
+    assert orchestrated["daily"].success
+    assert orchestrated["september"].success and orchestrated["october"].success
+    daily_checks = check_results(orchestrated["daily"])
+    assert daily_checks["staged_events_gate"] is True
+    assert daily_checks["daily_usage_gate"] is True
+    assert daily_checks["reconciliation_gate"] is True
+    assert daily_checks["assert_every_raw_row_is_routed_once"] is True
+    assert daily_checks["usage_spikes"] is False  # the injected spike, a warning
+    monthly_checks = check_results(orchestrated["october"])
+    assert monthly_checks["invoice_candidates_gate"] is True
+    assert monthly_checks["invoices_gate"] is True
+    assert monthly_checks["usage_tie_out_gate"] is True
+
+
+def test_a_month_run_finalizes_only_its_month(orchestrated):
+    statuses = {(period, status) for _, _, period, status, *_ in orchestrated["after_september"]}
+    assert statuses == {("2026-09", "finalized"), ("2026-10", "draft"), ("2026-11", "draft")}
+
+
+def test_orchestrated_invoices_equal_a_plain_build(orchestrated, workspace, tmp_path):
+    plain = Settings(tmp_path / "plain.duckdb", workspace.landing_dir, workspace.seeds_dir)
+    ingest_files(plain.warehouse, [plain.landing_dir], plain.landing_dir)
+    build(plain, AS_OF)
+    orchestrated_invoices = invoices_of(workspace.warehouse)
+    assert orchestrated_invoices == invoices_of(plain.warehouse)
+    assert lines_of(workspace.warehouse) == lines_of(plain.warehouse)
+    statuses = {(period, status) for _, _, period, status, *_ in orchestrated_invoices}
+    assert statuses == {("2026-09", "finalized"), ("2026-10", "finalized"), ("2026-11", "draft")}
+    # The published copy finance reads holds the same invoices.
+    published = query(
+        workspace.published_warehouse, "select count(*), sum(total_amount) from fct_invoices"
+    )
+    assert published == query(
+        workspace.warehouse, "select count(*), sum(total_amount) from marts.fct_invoices"
+    )
+
+
+def test_repeating_a_month_bills_nothing_twice(definitions, orchestrated, workspace):
+    ledger = (
+        "select (select count(*) from ledger.fct_invoices_finalized), "
+        "(select count(*) from ledger.fct_invoice_line_items_finalized), "
+        "(select count(*) from ledger.fct_credit_applications_finalized)"
+    )
+    before = (query(workspace.warehouse, ledger), invoices_of(workspace.warehouse))
+    again = run_job(
+        definitions, "monthly_invoicing", orchestrated["instance"], partition="2026-10-01"
+    )
+    assert again.success
+    assert (query(workspace.warehouse, ledger), invoices_of(workspace.warehouse)) == before
+
+
+@pytest.fixture
+def broken(definitions, orchestrated, workspace, tmp_path, monkeypatch):
+    """The same events, in a new warehouse, with rate data that makes one customer's tax
+    negative: a mistake no dbt test catches, but the invoice gate does."""
+    seeds = TEST_SEEDS_ROOT / uuid.uuid4().hex[:12]
+    shutil.copytree(workspace.seeds_dir, seeds)
+    rows = list(csv.reader((seeds / "customers.csv").open()))
+    header, customer = rows[0], rows[1]
+    customer[header.index("tax_rate")] = "-0.1"
+    with (seeds / "customers.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    settings = Settings(tmp_path / "broken.duckdb", workspace.landing_dir, seeds)
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("BILLING_SEEDS_DIR", str(seeds))
+    yield settings, customer[0]
+    shutil.rmtree(seeds, ignore_errors=True)
+
+
+def test_a_failed_gate_stops_the_month_before_finalization(definitions, broken):
+    settings, customer_id = broken
+    instance = dg.DagsterInstance.ephemeral()
+    daily = run_job(
+        definitions,
+        "daily_reconciliation",
+        instance,
+        **{RANGE_START: "2026-09-01", RANGE_END: "2026-10-31"},
+    )
+    assert daily.success
+    september = run_job(definitions, "monthly_invoicing", instance, partition="2026-09-01")
+    assert not september.success
+    assert check_results(september)["invoice_candidates_gate"] is False
+    materialized = {
+        event.asset_key.to_user_string()
+        for event in september.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+    }
+    assert "intermediate/int_invoices_credited" in materialized
+    assert not {key for key in materialized if key.startswith(("ledger/", "published/"))}
+    assert "marts/fct_invoices" not in materialized
+    # Nothing was finalized (the ledger was never even created), and the gate's alert
+    # names the customer.
+    assert query(
+        settings.warehouse,
+        "select count(*) from information_schema.tables where table_schema = 'ledger'",
+    ) == [(0,)]
+    alerts = query(
+        settings.warehouse,
+        "select alert_kind, check_name, severity, scope, customers from ops.alerts "
+        "where alert_kind = 'quality_gate'",
+    )
+    assert alerts == [("quality_gate", "invoice_candidates", "critical", "2026-09", [customer_id])]
+
+    # The run-failure sensor turns the failed run into an alert as well.
+    failure = next(
+        event for event in september.all_events if event.event_type_value == "PIPELINE_FAILURE"
+    )
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_run_failure",
+        dagster_instance=instance,
+        dagster_run=september.dagster_run,
+        dagster_event=failure,
+    ).for_run_failure()
+    definitions.alert_on_run_failure(context)
+    assert query(
+        settings.warehouse,
+        "select severity, scope from ops.alerts where alert_kind = 'run_failure'",
+    ) == [("critical", "2026-09")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query_text: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query_text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_dagster_dev_serves_the_asset_graph(definitions, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DIR / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(PROJECT_DIR / ".venv" / "bin" / "dagster"),
+            "dev",
+            "-m",
+            "orchestration.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=PROJECT_DIR,
+        env={
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        answer = None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = graphql(port, "{ assetNodes { assetKey { path } } }")
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "dagster dev did not answer within 120 s"
+        served = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
+        assert served == set(EXPECTED_ASSETS["daily"]) | set(EXPECTED_ASSETS["monthly"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

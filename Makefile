@@ -72,7 +72,7 @@ ui: setup
 		$(BIN)/billing backfill daily $(DEMO_FIRST_DAY) $(DEMO_LAST_DAY); \
 	fi
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
-	$(BIN)/dagster dev -m orchestration.definitions -h 127.0.0.1 -p $(UI_PORT)
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT)
 
 clean:
 	rm -rf target logs data/published

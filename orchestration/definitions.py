@@ -15,6 +15,7 @@
 """
 
 import json
+import os
 import sys
 import warnings
 from datetime import UTC, datetime
@@ -53,8 +54,9 @@ RAW_TABLES = {
 }
 
 DBT_PROJECT = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
-DBT_PROJECT.prepare_if_dev()
-if not DBT_PROJECT.manifest_path.exists():
+# The asset graph is read from dbt's manifest: parse when there is none, and under
+# `dagster dev` every time, so the UI shows the project as it is on disk.
+if os.environ.get("DAGSTER_IS_DEV_CLI") or not DBT_PROJECT.manifest_path.exists():
     run_dbt(["parse"], load_settings(), verbose=False)
 
 DAILY = dg.DailyPartitionsDefinition(start_date=partitions_start().isoformat())
@@ -358,7 +360,7 @@ defs = dg.Definitions(
     sensors=[alert_on_run_failure],
     resources={
         "dbt": DbtCliResource(
-            project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")
+            project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.prefix) / "bin" / "dbt")
         )
     },
 )

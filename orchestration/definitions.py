@@ -304,28 +304,38 @@ monthly_invoicing_job = billing_job(
 )
 
 
-@dg.schedule(
-    cron_schedule="15 0 * * *",
-    job=daily_reconciliation_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def daily_reconciliation_schedule(context: dg.ScheduleEvaluationContext):
-    """00:15 UTC: reconcile the previous UTC day."""
-    key = previous_day_key(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=key, partition_key=key)
+def previous_partition_schedule(name: str, cron: str, job, partition_key, description: str):
+    """A UTC schedule that runs `job` for the partition `partition_key` picks for its tick."""
+
+    @dg.schedule(
+        name=name,
+        cron_schedule=cron,
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        key = partition_key(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=key, partition_key=key)
+
+    return _schedule
 
 
-@dg.schedule(
-    cron_schedule="0 6 4 * *",
-    job=monthly_invoicing_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+daily_reconciliation_schedule = previous_partition_schedule(
+    "daily_reconciliation_schedule",
+    "15 0 * * *",
+    daily_reconciliation_job,
+    previous_day_key,
+    "00:15 UTC: reconcile the previous UTC day.",
 )
-def monthly_invoicing_schedule(context: dg.ScheduleEvaluationContext):
-    """The 4th at 06:00 UTC, after the default 72-hour grace: invoice the previous month."""
-    key = previous_month_key(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=key, partition_key=key)
+monthly_invoicing_schedule = previous_partition_schedule(
+    "monthly_invoicing_schedule",
+    "0 6 4 * *",
+    monthly_invoicing_job,
+    previous_month_key,
+    "The 4th at 06:00 UTC, after the default 72-hour grace: invoice the previous month.",
+)
 
 
 @dg.run_failure_sensor(

@@ -36,6 +36,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     shutil.rmtree(seeds_dir, ignore_errors=True)
 
 
+def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path) -> dict:
+    """Generated data landed and built in `settings`' warehouse; returns the generator record."""
+    from orchestration.build import build
+    from orchestration.generate import generate
+    from orchestration.ingest import ingest_files
+
+    record = generate(options, settings.landing_dir, settings.seeds_dir, record_dir / "record.json")
+    ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+    build(settings, as_of)
+    return record
+
+
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
     """Read from a DuckDB file with a short-lived read-only connection."""
     with duckdb.connect(str(path), read_only=True) as con:

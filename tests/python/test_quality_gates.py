@@ -18,11 +18,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import duckdb
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import query
+from conftest import generate_and_build, query
 
 from orchestration.alerts import alerts_from_report, raise_alerts
 from orchestration.build import build
-from orchestration.generate import GenerateOptions, generate
+from orchestration.generate import GenerateOptions
 from orchestration.ingest import ingest_files
 from orchestration.quality import Scope, data_range, run_quality
 from orchestration.settings import Settings
@@ -36,15 +36,7 @@ SEPTEMBER = Scope.period(date(2026, 9, 1))
 
 @pytest.fixture(scope="module")
 def clean(workspace, tmp_path_factory):
-    record = generate(
-        OPTIONS,
-        workspace.landing_dir,
-        workspace.seeds_dir,
-        tmp_path_factory.mktemp("record") / "record.json",
-    )
-    ingest_files(workspace.warehouse, [workspace.landing_dir], workspace.landing_dir)
-    build(workspace, AS_OF)
-    return record
+    return generate_and_build(workspace, OPTIONS, AS_OF, tmp_path_factory.mktemp("record"))
 
 
 def free_port() -> int:

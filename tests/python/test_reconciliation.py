@@ -10,10 +10,10 @@ import json
 from datetime import date
 
 import pytest
-from conftest import query
+from conftest import generate_and_build, query
 
 from orchestration.build import build
-from orchestration.generate import GenerateOptions, generate
+from orchestration.generate import GenerateOptions
 from orchestration.ingest import ingest_files
 
 FIRST_AS_OF = "2026-11-05T00:00:00Z"  # September and October are finalized by this build
@@ -25,15 +25,7 @@ OPTIONS = GenerateOptions(
 
 @pytest.fixture(scope="module")
 def reconciled(workspace, tmp_path_factory):
-    record = generate(
-        OPTIONS,
-        workspace.landing_dir,
-        workspace.seeds_dir,
-        tmp_path_factory.mktemp("record") / "record.json",
-    )
-    ingest_files(workspace.warehouse, [workspace.landing_dir], workspace.landing_dir)
-    build(workspace, FIRST_AS_OF)
-    return record
+    return generate_and_build(workspace, OPTIONS, FIRST_AS_OF, tmp_path_factory.mktemp("record"))
 
 
 def reported_by_producer(landing_dir, names) -> dict:

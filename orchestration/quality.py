@@ -21,9 +21,10 @@ import pandas as pd
 from orchestration.reference_data import add_months
 from orchestration.settings import quiet_environment
 
-# Share of a day's raw rows that may be quarantined before the staged-events gate fails, on
-# days with at least MIN_ROWS_FOR_SHARE rows (a day holding three stray future-dated lines
-# is not a flood).
+# Share of a landed file's rows that may be quarantined before the staged-events gate fails
+# for the rows of that file in the scope, on files of at least MIN_ROWS_FOR_SHARE rows. A
+# file is a producer's delivery: a broken release shows as a bad file, whatever days its
+# events claim (and rows without a readable timestamp have no day of their own).
 MAX_QUARANTINE_SHARE = 0.05
 MIN_ROWS_FOR_SHARE = 100
 # An accepted event may lie this far past the moment its file was loaded (the dbt var
@@ -128,7 +129,8 @@ class SuiteResult:
     def describe(self) -> str:
         head = (
             f"{'PASS' if self.passed else 'FAIL'} {self.suite} {self.scope.label} "
-            f"({self.expectation_count} expectations, {self.row_count:,} rows)"
+            f"({self.expectation_count} expectation{'s' * (self.expectation_count != 1)}, "
+            f"{self.row_count:,} rows)"
         )
         return "\n".join([head, *(f"    {failure.describe()}" for failure in self.failures)])
 
@@ -188,7 +190,7 @@ def _staged_events_expectations() -> list:
         gxe.ExpectColumnValuesToBeBetween(column="scope_offset_days", min_value=0, **accepted),
         gxe.ExpectColumnValuesToBeBetween(column="minutes_after_load", max_value=0, **accepted),
         gxe.ExpectColumnValuesToBeBetween(
-            column="day_quarantine_share", max_value=MAX_QUARANTINE_SHARE
+            column="file_quarantine_share", max_value=MAX_QUARANTINE_SHARE
         ),
     ]
 
@@ -252,8 +254,13 @@ def _tie_out_expectations() -> list:
 
 STAGED_EVENTS_SQL = f"""
 with routed as (
-    select *, coalesce(event_date, cast(loaded_at as date)) as reconciliation_date
+    select
+        *,
+        coalesce(event_date, cast(loaded_at as date)) as reconciliation_date,
+        count(*) over per_file as file_rows,
+        count(*) filter (where event_status = 'quarantined') over per_file as file_quarantined
     from staging.stg_events__routed_events
+    window per_file as (partition by file_id)
 )
 select
     raw_row_id,
@@ -267,13 +274,10 @@ select
     date_diff('day', $1::date, event_at::date) as scope_offset_days,
     date_diff('minute', loaded_at, event_at) - {FUTURE_TOLERANCE_MINUTES} as minutes_after_load,
     reconciliation_date,
-    case when count(*) over per_day >= {MIN_ROWS_FOR_SHARE} then
-        (count(*) filter (where event_status = 'quarantined') over per_day)
-        / count(*) over per_day
-    else 0 end as day_quarantine_share
+    case when file_rows >= {MIN_ROWS_FOR_SHARE} then file_quarantined / file_rows else 0 end
+        as file_quarantine_share
 from routed
 where reconciliation_date >= $1 and reconciliation_date < $2
-window per_day as (partition by reconciliation_date)
 """
 
 DAILY_USAGE_SQL = """
@@ -596,12 +600,15 @@ def read_frame(con: duckdb.DuckDBPyConnection, sql: str, scope: Scope) -> pd.Dat
 
 
 def data_range(warehouse: Path) -> Scope:
-    """Every day that holds data, as one range scope: what `billing quality` checks by default."""
+    """Every month with accepted events or an invoice, as one range scope: what
+    `billing quality` checks by default (drafts of the current month included)."""
     with connect_warehouse(warehouse) as con:
         try:
             first, last = con.execute(
-                "select min(reconciliation_date), max(reconciliation_date) "
-                "from marts.fct_reconciliation_daily where accepted_count > 0"
+                "select min(day), max(day) from ("
+                "select reconciliation_date as day from marts.fct_reconciliation_daily "
+                "where accepted_count > 0 "
+                "union all select billing_period_start from marts.fct_invoices)"
             ).fetchone()
         except duckdb.CatalogException as error:
             raise QualityError("the warehouse has not been built yet") from error

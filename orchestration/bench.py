@@ -1,7 +1,8 @@
 """`make bench`: time each step of the pipeline on generated data, in a scratch workspace.
 
 Speed is measured here, never by a timed test. The figures go into closing notes and the
-README's performance table.
+README's performance table. `quality` is every Great Expectations gate over the whole
+range (GX's import and set-up included).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from orchestration.build import build, parse_as_of
 from orchestration.generate import GenerateOptions, generate
 from orchestration.ingest import ingest_files
+from orchestration.quality import data_range, run_quality
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
 
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         as_of = parse_as_of(args.as_of)
         timed("build", lambda: build(settings, as_of), timings)
         timed("rebuild", lambda: build(settings, as_of), timings)
+        timed(
+            "quality",
+            lambda: run_quality(settings.warehouse, data_range(settings.warehouse)),
+            timings,
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(seeds_dir, ignore_errors=True)

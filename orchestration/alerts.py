@@ -244,13 +244,26 @@ def deliver(alert: Alert, environment: dict) -> tuple[list[str], list[str]]:
 def raise_alerts(
     warehouse: Path, alerts: list[Alert], environment: dict | None = None
 ) -> RaisedAlerts:
-    """Store each alert once and send the new ones; a repeat only updates `last_seen_at`."""
+    """Store each alert once and send the new ones; a repeat only updates `last_seen_at`.
+
+    When the warehouse cannot be opened (another run holds DuckDB's write lock), the alerts
+    are still sent, unstored: a failure must reach someone even when it cannot be recorded,
+    at the cost of a possible repeat later.
+    """
     environment = dict(os.environ) if environment is None else environment
     outcome = RaisedAlerts()
     if not alerts:
         return outcome
     now = datetime.now(UTC).replace(tzinfo=None)
-    with duckdb.connect(str(warehouse)) as con:
+    try:
+        con = duckdb.connect(str(warehouse))
+    except duckdb.Error as error:
+        print(f"alerts not stored, warehouse unavailable: {error}", file=sys.stderr)
+        for alert in alerts:
+            outcome.delivery_errors += deliver(alert, environment)[1]
+            outcome.new.append(alert)
+        return outcome
+    with con:
         con.execute(ALERTS_SCHEMA_SQL)
         for alert in alerts:
             seen = con.execute(

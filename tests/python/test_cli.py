@@ -26,7 +26,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "command", ["generate", "ingest", "build", "invoices", "quality", "alerts"]
+    "command", ["generate", "ingest", "build", "invoices", "quality", "alerts", "backfill"]
 )
 def test_every_subcommand_has_help(command):
     result = run(command, "--help")
@@ -122,3 +122,11 @@ def test_quality_rejects_a_bad_day():
     result = run("quality", "--day", "2026-02-30")
     assert result.returncode == 2
     assert "expected YYYY-MM-DD, got '2026-02-30'" in result.stderr
+
+
+def test_backfill_rejects_a_backward_range_in_one_line():
+    result = run("backfill", "daily", "2026-09-02", "2026-09-01")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "billing backfill: error: the range ends (2026-09-01) before it starts (2026-09-02)"
+    ]

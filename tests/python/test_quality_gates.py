@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from datetime import date
 from email import message_from_bytes
@@ -330,3 +332,27 @@ def test_an_unreachable_sink_is_reported_not_fatal(clean, workspace, tmp_path):
     assert len(raised.delivery_errors) == 1 and raised.delivery_errors[0].startswith("webhook:")
     stored = query(copy, "select delivered_to, len(delivery_errors) from ops.alerts")
     assert stored == [([], 1)]
+
+
+def test_alerts_are_still_sent_when_the_warehouse_is_locked(clean, workspace, tmp_path, receivers):
+    copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
+    report = run_quality(copy, SEPTEMBER)
+    # Another process holds the write lock, as a running build would.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(copy)!r}); "
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        raised = raise_alerts(copy, alerts_from_report(report), receivers.environment())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [a.check_name for a in raised.new] == ["invoices"]
+    assert (len(receivers.posts), len(receivers.mails)) == (1, 1)

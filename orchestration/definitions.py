@@ -28,14 +28,12 @@ from orchestration.alerts import alerts_from_report, raise_alerts, run_failure_a
 from orchestration.build import dbt_environment, prepare_warehouse, publish, run_dbt
 from orchestration.ingest import ingest_files
 from orchestration.partitions import (
-    Window,
-    daily_window,
     dbt_vars_for,
-    monthly_window,
     partitions_start,
     previous_day_key,
     previous_month_key,
     run_as_of,
+    window_of_run,
 )
 from orchestration.quality import run_quality
 from orchestration.settings import PROJECT_DIR, load_settings, quiet_environment
@@ -85,19 +83,12 @@ def layer_of(dbt_resource_props) -> str:
 TRANSLATOR = BillingTranslator()
 
 
-def window_of(context, kind: str) -> Window:
-    """The partition window a step runs for: one partition or a single-run range."""
-    keys = context.partition_key_range
-    build = daily_window if kind == "daily" else monthly_window
-    return build(keys.start, keys.end)
-
-
 def dbt_build(context, dbt: DbtCliResource, kind: str):
     """`dbt build` of this step's selection with the window's vars; streams its events."""
     settings = load_settings()
     prepare_warehouse(settings)
     dbt_environment(settings)
-    window = window_of(context, kind)
+    window = window_of_run(context.run.tags, kind)
     payload = dbt_vars_for(window, run_as_of(context.run.tags, datetime.now(UTC)))
     context.log.info(f"dbt vars: {payload}")
     args = ["build", "--indirect-selection", "buildable", "--vars", json.dumps(payload)]
@@ -242,16 +233,6 @@ def quality_gate(
     return _gate
 
 
-def window_of_run(tags: dict, kind: str) -> Window:
-    """A check's window, read from the run's partition tags (one key or a range)."""
-    single = tags.get("dagster/partition")
-    first = tags.get("dagster/asset_partition_range_start", single)
-    last = tags.get("dagster/asset_partition_range_end", single)
-    if first is None:
-        raise dg.Failure("the quality gates run inside a partitioned run only")
-    return (daily_window if kind == "daily" else monthly_window)(first, last)
-
-
 GATES = [
     quality_gate(
         "staged_events_gate", ["staging", "stg_events__routed_events"], ("staged_events",), "daily"
@@ -348,7 +329,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
     kind = "daily" if run.job_name == daily_reconciliation_job.name else "monthly"
     try:
         scope = window_of_run(run.tags, kind).scope
-    except dg.Failure:
+    except ValueError:
         scope = None
     message = context.failure_event.message or "the run failed"
     raise_alerts(load_settings().warehouse, [run_failure_alert(run.job_name, scope, message)])

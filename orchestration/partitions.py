@@ -59,6 +59,19 @@ def monthly_window(first_key: str, last_key: str) -> Window:
     return Window("monthly", start.replace(day=1), add_months(last.replace(day=1), 1))
 
 
+def window_of_run(tags: dict, kind: str) -> Window:
+    """A run's window, from Dagster's partition tags: one partition, or a single-run range.
+
+    Steps and checks of a run both read it from here, so they agree on the window.
+    """
+    single = tags.get("dagster/partition")
+    first = tags.get("dagster/asset_partition_range_start", single)
+    last = tags.get("dagster/asset_partition_range_end", single)
+    if first is None or last is None:
+        raise ValueError("not a partitioned run: no partition tags")
+    return (daily_window if kind == "daily" else monthly_window)(first, last)
+
+
 def run_as_of(tags: dict, now: datetime) -> str:
     """The run's `as_of`: the `billing/as_of` tag when set, else `now`, as RFC 3339 UTC.
 

@@ -16,6 +16,7 @@ from orchestration.partitions import (
     previous_day_key,
     previous_month_key,
     run_as_of,
+    window_of_run,
 )
 from orchestration.quality import Scope
 
@@ -108,3 +109,16 @@ def test_backfill_ranges_are_checked():
         parse_partition("daily", "2026-9")
     with pytest.raises(BackfillError, match="ends"):
         backfill_runs("daily", date(2026, 9, 2), date(2026, 9, 1), None)
+
+
+def test_a_run_window_comes_from_its_partition_tags():
+    assert window_of_run({"dagster/partition": "2026-10-01"}, "monthly") == Window(
+        "monthly", date(2026, 10, 1), date(2026, 11, 1)
+    )
+    ranged = {
+        "dagster/asset_partition_range_start": "2026-09-01",
+        "dagster/asset_partition_range_end": "2026-09-30",
+    }
+    assert window_of_run(ranged, "daily") == Window("daily", date(2026, 9, 1), date(2026, 10, 1))
+    with pytest.raises(ValueError, match="not a partitioned run"):
+        window_of_run({}, "daily")

@@ -201,7 +201,12 @@ published_invoices = published_asset(
 
 
 def quality_gate(
-    name: str, asset: list[str], suites: tuple[str, ...], kind: str, blocking: bool = True
+    name: str,
+    asset: list[str],
+    suites: tuple[str, ...],
+    kind: str,
+    blocking: bool = True,
+    description: str | None = None,
 ):
     """A Great Expectations suite as an asset check; a failure raises its alert."""
 
@@ -209,7 +214,8 @@ def quality_gate(
         asset=dg.AssetKey(asset),
         name=name,
         blocking=blocking,
-        description=f"Great Expectations suite(s) {', '.join(suites)} for the partition.",
+        description=description
+        or f"Great Expectations suite {', '.join(suites)} over the run's partition window.",
         pool=WAREHOUSE_POOL,
     )
     def _gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -218,7 +224,7 @@ def quality_gate(
         report = run_quality(settings.warehouse, window.scope, suites=suites)
         raised = raise_alerts(settings.warehouse, alerts_from_report(report))
         context.log.info(report.describe())
-        passed = report.passed and not len(report.anomalies if report.anomalies is not None else [])
+        passed = report.passed and not report.anomaly_count
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
@@ -247,6 +253,7 @@ GATES = [
         ("anomalies",),
         "daily",
         blocking=False,
+        description="Usage spikes in the window (fct_usage_anomalies): a warning, never blocking.",
     ),
     quality_gate(
         "invoice_candidates_gate",

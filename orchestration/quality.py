@@ -147,6 +147,10 @@ class QualityReport:
     def passed(self) -> bool:
         return all(result.passed for result in self.results)
 
+    @property
+    def anomaly_count(self) -> int:
+        return 0 if self.anomalies is None else len(self.anomalies)
+
     def describe(self) -> str:
         lines = []
         if self.reconciliation:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from orchestration.partitions import AS_OF_TAG
+from orchestration.partitions import AS_OF_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from orchestration.reference_data import add_months
 from orchestration.settings import dagster_home
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 class BackfillError(Exception):
@@ -41,7 +38,7 @@ def backfill_runs(kind: str, first: date, last: date, as_of: str | None) -> list
         return [{**base, RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}]
     runs, month = [], first
     while month <= last:
-        runs.append({**base, "dagster/partition": month.isoformat()})
+        runs.append({**base, PARTITION_TAG: month.isoformat()})
         month = add_months(month, 1)
     return runs
 
@@ -59,11 +56,11 @@ def backfill(kind: str, first_text: str, last_text: str, as_of: str | None = Non
     job = defs.get_job_def(job_name)
     with dg.DagsterInstance.get() as instance:
         for tags in runs:
-            partition = tags.get("dagster/partition")
+            partition = tags.get(PARTITION_TAG)
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=partition,
-                tags={k: v for k, v in tags.items() if k != "dagster/partition"},
+                tags={k: v for k, v in tags.items() if k != PARTITION_TAG},
                 raise_on_error=False,
             )
             label = partition or f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"

@@ -17,6 +17,10 @@ from orchestration.reference_data import add_months
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
 # Run tag that pins a run's "now" (DESIGN 6.1); without it a run uses the current time.
 AS_OF_TAG = "billing/as_of"
+# Dagster's own run tags for one partition and for a single-run range of partitions.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,9 @@ def window_of_run(tags: dict, kind: str) -> Window:
 
     Steps and checks of a run both read it from here, so they agree on the window.
     """
-    single = tags.get("dagster/partition")
-    first = tags.get("dagster/asset_partition_range_start", single)
-    last = tags.get("dagster/asset_partition_range_end", single)
+    single = tags.get(PARTITION_TAG)
+    first = tags.get(RANGE_START_TAG, single)
+    last = tags.get(RANGE_END_TAG, single)
     if first is None or last is None:
         raise ValueError("not a partitioned run: no partition tags")
     return (daily_window if kind == "daily" else monthly_window)(first, last)

@@ -62,11 +62,9 @@ events_priced as (
     inner join subscriptions
         on
             events_metered.customer_id = subscriptions.customer_id
-            and events_metered.event_date >= subscriptions.starts_on
-            and (
-                subscriptions.ends_on is null
-                or events_metered.event_date < subscriptions.ends_on
-            )
+            and {{ falls_within(
+                'events_metered.event_date', 'subscriptions.starts_on', 'subscriptions.ends_on'
+            ) }}
     inner join plan_charges
         on
             subscriptions.plan_id = plan_charges.plan_id

@@ -66,11 +66,9 @@ discounts_per_invoice as (
     inner join discounts
         on
             lines_per_invoice.customer_id = discounts.customer_id
-            and lines_per_invoice.billing_period_start >= discounts.starts_on
-            and (
-                discounts.ends_on is null
-                or lines_per_invoice.billing_period_start < discounts.ends_on
-            )
+            and {{ falls_within(
+                'lines_per_invoice.billing_period_start', 'discounts.starts_on', 'discounts.ends_on'
+            ) }}
     inner join currencies
         on lines_per_invoice.currency = currencies.currency
     group by lines_per_invoice.invoice_id

@@ -83,8 +83,9 @@ events_subscribed as (
     inner join subscriptions
         on
             usage_events.customer_id = subscriptions.customer_id
-            and usage_events.event_date >= subscriptions.starts_on
-            and (subscriptions.ends_on is null or usage_events.event_date < subscriptions.ends_on)
+            and {{ falls_within(
+                'usage_events.event_date', 'subscriptions.starts_on', 'subscriptions.ends_on'
+            ) }}
 
 ),
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,13 @@ def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path
     ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
     build(settings, as_of)
     return record
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, for a test's own server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,18 @@ from datetime import date, datetime
 
 import dagster as dg
 import pytest
-from conftest import TEST_SEEDS_ROOT, query
+from conftest import TEST_SEEDS_ROOT, free_port, query
 
 from orchestration.build import build, run_dbt
 from orchestration.generate import GenerateOptions, generate
 from orchestration.ingest import ingest_files
+from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.settings import PROJECT_DIR, Settings, load_settings
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
     events=6_000, customers=10, months=2, first_month=date(2026, 9, 1), seed=5, spikes=1
 )
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 # The asset graph: every asset and its partitions. A change here is a change to what
 # operators see and schedule; update it on purpose.
@@ -239,7 +237,7 @@ def orchestrated(definitions, workspace, tmp_path_factory):
         definitions,
         "daily_reconciliation",
         instance,
-        **{RANGE_START: "2026-09-01", RANGE_END: "2026-10-31"},
+        **{RANGE_START_TAG: "2026-09-01", RANGE_END_TAG: "2026-10-31"},
     )
     september = run_job(definitions, "monthly_invoicing", instance, partition="2026-09-01")
     after_september = invoices_of(workspace.warehouse)
@@ -330,7 +328,7 @@ def test_a_failed_gate_stops_the_month_before_finalization(definitions, broken):
         definitions,
         "daily_reconciliation",
         instance,
-        **{RANGE_START: "2026-09-01", RANGE_END: "2026-10-31"},
+        **{RANGE_START_TAG: "2026-09-01", RANGE_END_TAG: "2026-10-31"},
     )
     assert daily.success
     september = run_job(definitions, "monthly_invoicing", instance, partition="2026-09-01")
@@ -372,12 +370,6 @@ def test_a_failed_gate_stops_the_month_before_finalization(definitions, broken):
         settings.warehouse,
         "select severity, scope from ops.alerts where alert_kind = 'run_failure'",
     ) == [("critical", "2026-09")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def graphql(port: int, query_text: str) -> dict:

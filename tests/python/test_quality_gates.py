@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import duckdb
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import generate_and_build, query
+from conftest import free_port, generate_and_build, query
 
 from orchestration.alerts import alerts_from_report, raise_alerts
 from orchestration.build import build
@@ -39,13 +38,6 @@ SEPTEMBER = Scope.period(date(2026, 9, 1))
 @pytest.fixture(scope="module")
 def clean(workspace, tmp_path_factory):
     return generate_and_build(workspace, OPTIONS, AS_OF, tmp_path_factory.mktemp("record"))
-
-
-def free_port() -> int:
-    """A port nothing listens on (aiosmtpd checks it can connect, so it needs a real one)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Receivers:

@@ -75,4 +75,4 @@ ui: setup
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT)
 
 clean:
-	rm -rf target logs data/published
+	rm -rf target logs data/published data/published.versions data/published.next

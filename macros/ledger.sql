@@ -1,24 +1,22 @@
 {#
-    The append-only ledger of finalized invoices, as the previous builds left it.
-
-    Rating must know which periods are already final, but the ledger is written at the end
-    of the same DAG (fct_invoices_finalized), so a ref() would be a cycle. Models read the
-    ledger's stored state instead: the table itself when it exists, an empty relation with
-    the same columns before the first finalization.
+    The ledger as it stands once this build's finalization commits: what the previous
+    build left (source `ledger`) and the rows this build finalizes (`int_*_finalizing`).
+    Marts read the ledger through here, so they show the state `billing build` publishes
+    after its one ledger transaction (orchestration/ledger.py); a build that fails before
+    finalizing publishes nothing.
 #}
-{% macro finalized_ledger(model_name, empty_columns) -%}
-    {%- set relation = adapter.get_relation(
-        database=target.database,
-        schema=generate_schema_name('ledger', none),
-        identifier=model_name
-    ) -%}
-    {%- if relation is not none -%}
-        select * from {{ relation }}
-    {%- else -%}
-        select
-            {%- for column, data_type in empty_columns.items() %}
-            cast(null as {{ data_type }}) as {{ column }}{{ "," if not loop.last }}
-            {%- endfor %}
-        where false
-    {%- endif -%}
+{% macro ledger_after_this_build(ledger_table, finalizing_model) -%}
+    {{ return(adapter.dispatch('ledger_after_this_build', 'billing')(ledger_table, finalizing_model)) }}
+{%- endmacro %}
+
+{% macro default__ledger_after_this_build(ledger_table, finalizing_model) -%}
+    select * from {{ source('ledger', ledger_table) }}
+    union all by name
+    {#- A finalizing row whose invoice is already in the ledger was finalized by an earlier
+        run of this build's models (a partial build after it reads them again). #}
+    select * from {{ ref(finalizing_model) }}
+    where invoice_id not in (
+        select ledger_invoices.invoice_id
+        from {{ source('ledger', 'fct_invoices_finalized') }} as ledger_invoices
+    )
 {%- endmacro %}

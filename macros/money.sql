@@ -13,3 +13,48 @@
         {%- endfor %}
     end)
 {%- endmacro %}
+
+{#
+    The supported ranges (README "Supported ranges", DECISIONLOG D33). Inside them rating is
+    exact and never overflows: quantities below 10^15 units with 9 decimals, unit prices
+    below 10^9 with 9 decimals, price multipliers with 4 decimals, line amounts below 10^15.
+    The types are chosen for them: a quantity x unit price product is decimal(38, 18) (DuckDB
+    gives a product the scale of both factors and the width of the wider), and times a
+    4-decimal multiplier decimal(38, 22), which holds 16 integer digits.
+#}
+{% macro max_quantity() -%}
+    cast(1000000000000000 as decimal(38, 9))
+{%- endmacro %}
+
+{% macro max_unit_price() -%}
+    cast(1000000000 as decimal(38, 9))
+{%- endmacro %}
+
+{% macro max_line_amount() -%}
+    cast(1000000000000000 as decimal(38, 9))
+{%- endmacro %}
+
+{% macro apply_multiplier(amount, multiplier) -%}
+    {#- An unrounded line amount times the subscription's price multiplier, exactly:
+        decimal(38, 18) x decimal(18, 4) is decimal(38, 22), exact below 10^16. -#}
+    (cast({{ amount }} as decimal(38, 18)) * cast({{ multiplier }} as decimal(18, 4)))
+{%- endmacro %}
+
+{% macro is_beyond_line_amount(quantity, unit_price, flat_fee='0', multiplier='1') -%}
+    {#- Whether |q x price + flat_fee| x multiplier could reach 10^15, judged in double
+        before the exact product is taken, so an out-of-range line is flagged instead of
+        overflowing. The double only decides the flag; it never becomes money. -#}
+    (
+        (
+            abs(cast(coalesce({{ quantity }}, 0) as double))
+            * abs(cast(coalesce({{ unit_price }}, 0) as double))
+            + abs(cast(coalesce({{ flat_fee }}, 0) as double))
+        ) * abs(cast(coalesce({{ multiplier }}, 1) as double)) >= 1e15
+    )
+{%- endmacro %}
+
+{% macro credit_note_priority() -%}
+    {#- Credit notes are spent before every grant (orchestration/credits.py
+        CREDIT_NOTE_PRIORITY); seeded priorities must stay above it (a rate-card check). -#}
+    -1000000000
+{%- endmacro %}

@@ -1,15 +1,25 @@
-"""Run the dbt build with the right vars, then publish the marts for readers (DESIGN 10, 11)."""
+"""One build: dbt (models and tests), the blocking gates, the ledger transaction, publish.
+
+The order is the guarantee (DECISIONLOG D34): nothing is finalized until every dbt test and
+every blocking Great Expectations gate has passed over exactly the invoices about to be
+finalized, and nothing is published unless finalization committed. `billing build` and the
+Dagster monthly job run the same steps (`check_gates`, `finalize_ledger`, `publish`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from orchestration.ingest import ensure_raw_schema
+from orchestration.ledger import FinalizeResult, LedgerError, ensure_ledger_schema, finalize
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
 PUBLISHED_SCHEMA = "marts"
@@ -39,9 +49,9 @@ def parse_as_of(text: str | None, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def dbt_vars(as_of: str) -> str:
-    """The `--vars` payload every build passes."""
-    return json.dumps({"as_of": as_of})
+def dbt_vars(as_of: str, build_id: str = "") -> str:
+    """The `--vars` payload every build passes; `build_id` tags the rows it would finalize."""
+    return json.dumps({"as_of": as_of, "build_id": build_id} if build_id else {"as_of": as_of})
 
 
 def dbt_environment(settings: Settings) -> None:
@@ -138,36 +148,129 @@ def prepare_warehouse(settings: Settings) -> None:
         ) from error
     try:
         ensure_raw_schema(con)
+        ensure_ledger_schema(con)
     finally:
         con.close()
 
 
-def build(settings: Settings, as_of: str, select: str | None = None, verbose: bool = True) -> list:
-    """One `dbt build` (seeds, models, tests) and, when it passes, a fresh published copy."""
+@dataclass
+class BuildOutcome:
+    """What a build did, for the CLI summary."""
+
+    results: list
+    finalized: FinalizeResult | None = None
+    gates: str = ""
+    published: bool = False
+
+
+def build(
+    settings: Settings, as_of: str, select: str | None = None, verbose: bool = True
+) -> BuildOutcome:
+    """dbt build, then (for a whole build) gates, the ledger transaction and publish.
+
+    A partial build (`select`) is an editing loop: it builds and tests what was selected and
+    stops there, so it never finalizes and never replaces the copy finance reads.
+    """
     prepare_warehouse(settings)
-    args = ["build", "--vars", dbt_vars(as_of)]
+    build_id = "" if select else f"build-{uuid.uuid4().hex}"
+    args = ["build", "--vars", dbt_vars(as_of, build_id)]
     if select:
         args += ["--select", select]
     results = run_dbt(args, settings, verbose=verbose)
+    if not results:
+        raise BuildError(
+            f"dbt selected nothing for --select {select!r}: no model, seed or test was built"
+            if select
+            else "dbt built nothing: the project has no nodes"
+        )
+    outcome = BuildOutcome(results=results)
+    if select:
+        return outcome
+    outcome.gates = check_gates(settings)
+    outcome.finalized = finalize_ledger(settings, build_id)
     publish(settings)
-    return results
+    outcome.published = True
+    return outcome
 
 
-def publish(settings: Settings) -> None:
-    """Copy every mart to a read-only DuckDB file and Parquet files, each swapped in atomically.
+def check_gates(settings: Settings) -> str:
+    """Run every blocking Great Expectations gate over all the data; raise if one fails.
 
-    Readers never open the file builds write (DuckDB allows one writer, and a reader holding
-    it makes the next build fail), and a failed build never reaches this point.
+    The gates read the marts, which already show the invoices this build is about to
+    finalize as finalized (macro ledger_after_this_build), so what is checked is exactly
+    what will be written. A failed gate raises its alerts and stops the build before the
+    ledger.
     """
-    target = settings.published_warehouse
-    parquet_dir = settings.published_dir / "parquet"
-    parquet_dir.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".duckdb.tmp")
-    temporary.unlink(missing_ok=True)
+    from orchestration.alerts import alerts_from_report, raise_alerts
+    from orchestration.quality import NoEventsError, QualityError, data_range, run_quality
+
+    try:
+        scope = data_range(settings.warehouse)
+    except NoEventsError as error:
+        return f"quality gates: nothing to check ({error})"
+    except QualityError as error:
+        raise BuildError(f"quality gates could not run, nothing was finalized: {error}") from error
+    report = run_quality(settings.warehouse, scope)
+    raise_alerts(settings.warehouse, alerts_from_report(report))
+    if not report.passed:
+        failed = sorted({result.suite for result in report.results if not result.passed})
+        raise BuildError(
+            f"quality gates failed ({', '.join(failed)}) for {scope.label}: nothing was "
+            "finalized or published; see `billing quality` and `billing alerts`"
+        )
+    return f"quality gates passed for {scope.label}"
+
+
+def finalize_ledger(settings: Settings, build_id: str) -> FinalizeResult:
+    """The build's one write to the ledger, in one transaction (orchestration/ledger.py).
+
+    Only rows the dbt run `build_id` computed are taken: rows left by a partial build or
+    another run (whose gates did not check them) make finalization refuse.
+    """
+    try:
+        con = duckdb.connect(str(settings.warehouse))
+    except duckdb.Error as error:
+        raise BuildError(f"cannot open warehouse {settings.warehouse}: {error}") from error
+    try:
+        return finalize(con, build_id)
+    except LedgerError as error:
+        raise BuildError(str(error)) from error
+    finally:
+        con.close()
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal: paths go into ATTACH and COPY, which take no parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+PUBLISHED_VERSIONS_KEPT = 3
+
+
+def publish(settings: Settings) -> Path:
+    """Write every mart to a new version folder, then swap one pointer to it (D47).
+
+    A version is a read-only DuckDB file and a Parquet file per mart; `published` is a
+    symlink to the current version, replaced by one atomic rename. A reader opens either
+    the old set or the new one, never a mix, and a publish killed half way leaves only an
+    unfinished version folder nobody points to. Readers never open the file builds write
+    (DuckDB allows one writer), and a failed build never reaches this point.
+    """
+    pointer = settings.published_dir
+    versions = pointer.parent / "published.versions"
+    refuse_pending_finalization(settings.warehouse)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    partial = versions / f"{stamp}.partial"
+    parquet_dir = partial / "parquet"
+    parquet_dir.mkdir(parents=True)
     con = duckdb.connect()
     try:
-        con.execute(f"attach '{settings.warehouse.as_posix()}' as warehouse (read_only)")
-        con.execute(f"attach '{temporary.as_posix()}' as published")
+        con.execute(f"attach {sql_string(settings.warehouse.as_posix())} as warehouse (read_only)")
+        con.execute(f"attach {sql_string((partial / 'marts.duckdb').as_posix())} as published")
         tables = [
             row[0]
             for row in con.execute(
@@ -177,15 +280,64 @@ def publish(settings: Settings) -> None:
             ).fetchall()
         ]
         for table in tables:
-            source = f"warehouse.{PUBLISHED_SCHEMA}.{table}"
-            con.execute(f"create table published.main.{table} as select * from {source}")
-            staged = parquet_dir / f"{table}.parquet.tmp"
-            con.execute(f"copy {source} to '{staged.as_posix()}' (format parquet)")
-            os.replace(staged, parquet_dir / f"{table}.parquet")
+            source = f"warehouse.{sql_identifier(PUBLISHED_SCHEMA)}.{sql_identifier(table)}"
+            con.execute(
+                f"create table published.main.{sql_identifier(table)} as select * from {source}"
+            )
+            parquet = sql_string((parquet_dir / f"{table}.parquet").as_posix())
+            con.execute(f"copy {source} to {parquet} (format parquet)")
         con.execute("detach published")
     finally:
         con.close()
-    os.replace(temporary, target)
+    version = versions / stamp
+    partial.rename(version)
+    previous = pointer.resolve() if pointer.is_symlink() else None
+    swap_pointer(pointer, version)
+    prune_versions(versions, keep={version, previous})
+    return version
+
+
+def refuse_pending_finalization(warehouse: Path) -> None:
+    """Never publish invoices the marts show as finalized before the ledger committed them.
+
+    After a failed gate or ledger refusal the marts still show that build's pending
+    invoices as finalized (macro ledger_after_this_build); a later publish (the daily
+    job's, say) must not hand those to finance.
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            [(pending,)] = con.execute(
+                "select count(*) from intermediate.int_invoices_finalizing where invoice_id "
+                "not in (select invoice_id from ledger.fct_invoices_finalized)"
+            ).fetchall()
+        except duckdb.CatalogException:
+            return  # no invoicing step has run yet: nothing can be pending
+    if pending:
+        raise BuildError(
+            f"not published: {pending} invoice(s) of the last invoicing build were never "
+            "finalized (a gate or the ledger check failed); run `billing build` or the "
+            "monthly job again once it passes"
+        )
+
+
+def swap_pointer(pointer: Path, version: Path) -> None:
+    """Point `published` at `version` with one rename; a pre-pointer folder moves aside once."""
+    if pointer.exists() and not pointer.is_symlink():
+        pointer.rename(pointer.with_name(f"published.before-{datetime.now(UTC):%Y%m%dT%H%M%S}"))
+    staged = pointer.with_name("published.next")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(version.relative_to(pointer.parent), target_is_directory=True)
+    os.replace(staged, pointer)
+
+
+def prune_versions(versions: Path, keep: set) -> None:
+    """Keep the newest complete versions, always the current and the previous one (a
+    reader may still hold it open); unfinished `.partial` folders of killed publishes go."""
+    complete = sorted(p for p in versions.iterdir() if p.is_dir() and p.suffix != ".partial")
+    newest = set(complete[-PUBLISHED_VERSIONS_KEPT:])
+    for folder in versions.iterdir():
+        if folder.is_dir() and folder not in newest and folder not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def connect_published(settings: Settings) -> duckdb.DuckDBPyConnection:

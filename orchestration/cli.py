@@ -67,7 +67,7 @@ def command_generate(args: argparse.Namespace) -> None:
     )
 
 
-def command_ingest(args: argparse.Namespace) -> None:
+def command_ingest(args: argparse.Namespace) -> int:
     from orchestration.ingest import IngestError, ingest_files
 
     settings = load_settings()
@@ -83,7 +83,40 @@ def command_ingest(args: argparse.Namespace) -> None:
     print(
         f"ingested {len(result.loaded_files)} new files ({result.loaded_rows:,} event rows, "
         f"{result.control_rows:,} control-total rows), "
-        f"skipped {len(result.skipped_files)} already landed, in {elapsed:.1f}s\n"
+        f"skipped {len(result.skipped_files)} already landed, "
+        f"rejected {len(result.rejected_files)}, in {elapsed:.1f}s\n"
+        f"  warehouse: {settings.warehouse}"
+    )
+    if not result.rejected_files:
+        return 0
+    from orchestration.alerts import raise_rejected_file_alerts
+
+    raise_rejected_file_alerts(settings.warehouse, result)
+    for name, reason in result.rejected_files:
+        print(f"  rejected {name}: {reason}", file=sys.stderr)
+    names = ", ".join(name for name, _ in result.rejected_files)
+    print(
+        f"billing ingest: {len(result.rejected_files)} file(s) not landed (fix and resend "
+        f"them; see raw.rejected_files): {names}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def command_withdraw(args: argparse.Namespace) -> None:
+    from orchestration.ingest import IngestError, withdraw_file
+
+    settings = load_settings()
+    try:
+        withdrawal = withdraw_file(
+            settings.warehouse, args.file_name, args.reason, file_id=args.file_id
+        )
+    except IngestError as error:
+        raise UserError(str(error)) from error
+    print(
+        f"withdrew {withdrawal.file_name} (file_id {withdrawal.file_id}, "
+        f"{withdrawal.raw_row_count:,} rows): {withdrawal.reason}\n"
+        "  its rows stay in raw and route to `withdrawn` from the next `billing build`\n"
         f"  warehouse: {settings.warehouse}"
     )
 
@@ -96,14 +129,24 @@ def command_build(args: argparse.Namespace) -> None:
     try:
         as_of = parse_as_of(args.as_of)
         started = time.perf_counter()
-        build(settings, as_of, select=args.select, verbose=args.verbose)
+        outcome = build(settings, as_of, select=args.select, verbose=args.verbose)
         elapsed = time.perf_counter() - started
+        if not outcome.published:
+            print(
+                f"\npartial build passed in {elapsed:.1f}s (as_of {as_of}): "
+                f"{len(outcome.results)} nodes built and tested for --select {args.select}; "
+                "nothing finalized, the published copy is unchanged\n"
+                f"  warehouse: {settings.warehouse}"
+            )
+            return
         with connect_published(settings) as con:
             summary = routing_summary(con)
     except BuildError as error:
         raise UserError(str(error)) from error
     print(
         f"\nbuild passed in {elapsed:.1f}s (as_of {as_of})\n{summary}\n"
+        f"  {outcome.gates}\n"
+        f"  {outcome.finalized.describe()}\n"
         f"  warehouse: {settings.warehouse}\n"
         f"  published: {settings.published_warehouse} (read-only copy; Parquet beside it)"
     )
@@ -111,12 +154,21 @@ def command_build(args: argparse.Namespace) -> None:
 
 def command_invoices(args: argparse.Namespace) -> None:
     from orchestration.build import BuildError, connect_published
-    from orchestration.summary import invoice_tables
+    from orchestration.summary import invoice_lines, invoice_tables
 
     settings = load_settings()
     period = args.period.strftime("%Y-%m") if args.period else None
     try:
         with connect_published(settings) as con:
+            if args.invoice:
+                text = invoice_lines(con, args.invoice.strip())
+                if text is None:
+                    raise UserError(
+                        f"no invoice {args.invoice!r} in the published marts "
+                        "(give an invoice_id or an invoice number such as INV-2026-09-000001)"
+                    )
+                print(text)
+                return
             print(invoice_tables(con, period))
     except BuildError as error:
         raise UserError(str(error)) from error
@@ -153,6 +205,13 @@ def command_quality(args: argparse.Namespace) -> int:
     except QualityError as error:
         raise UserError(str(error)) from error
     print(report.describe())
+    if not report.found_data:
+        # Every suite passes over no rows; saying PASS would hide a wrong scope or a missed
+        # build from a cron job.
+        missing = ", ".join(f"no {result.looked_for}" for result in report.results)
+        raise UserError(
+            f"nothing to check for {scope.label}: {missing} (is the scope right, and built?)"
+        )
     raised = raise_alerts(settings.warehouse, alerts_from_report(report))
     if raised.new or raised.repeated:
         sinks = ", ".join(configured_sinks(dict(os.environ))) or "no sinks configured"
@@ -178,18 +237,21 @@ def command_backfill(args: argparse.Namespace) -> int:
     except (BackfillError, BuildError) as error:
         raise UserError(str(error)) from error
     if failed:
-        print(f"backfill stopped: {failed}", file=sys.stderr)
+        print(
+            f"backfill stopped: {failed}; a run_failure alert was raised (see `billing alerts`)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def command_alerts(args: argparse.Namespace) -> None:
-    from orchestration.alerts import recent_alerts
+    from orchestration.alerts import AlertStoreError, recent_alerts
 
     settings = load_settings()
     try:
         print(recent_alerts(settings.warehouse, args.limit))
-    except FileNotFoundError as error:
+    except AlertStoreError as error:
         raise UserError(str(error)) from error
 
 
@@ -248,10 +310,27 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="land event files verbatim in the warehouse (idempotent)",
         description="Copy *.jsonl, *.jsonl.gz and *.parquet files into the raw tables. "
-        "Files already landed (same content) are skipped. All or nothing.",
+        "Files already landed (same content) are skipped. Each file lands whole or not at "
+        "all; a file that cannot be read is recorded in raw.rejected_files, the others "
+        "land, and the exit status is 1.",
     )
     ingest.add_argument("paths", nargs="*", help="files or folders (default: $BILLING_LANDING_DIR)")
     ingest.set_defaults(handler=command_ingest)
+
+    withdraw = commands.add_parser(
+        "withdraw",
+        help="retire a landed event file: its rows stop counting (never deleted)",
+        description="Record a landed event file as withdrawn, with a reason. From the next "
+        "build its rows route to `withdrawn`: they are kept in raw, not billed, and a later "
+        "resend of the same events in another file is accepted. Refused when a finalized "
+        "invoice may have billed the file's events (correct those with reversals).",
+    )
+    withdraw.add_argument("file_name", help="the file's name as landed (see fct_landed_files)")
+    withdraw.add_argument("--reason", required=True, help="why it is withdrawn (kept with it)")
+    withdraw.add_argument(
+        "--file-id", type=positive_int, help="which one, when several landed files share the name"
+    )
+    withdraw.set_defaults(handler=command_withdraw)
 
     build = commands.add_parser(
         "build",
@@ -270,9 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
         "invoices",
         help="print invoices from the published marts",
         description="Print one table of invoices per billing period (customer, status, "
-        "subtotal, tax, total, currency), read from the last published build.",
+        "subtotal, discount, tax, credits, total, currency), or one invoice's lines, read "
+        "from the last published build.",
     )
-    invoices.add_argument("--period", type=parse_month, help="only this period, YYYY-MM")
+    which = invoices.add_mutually_exclusive_group()
+    which.add_argument("--period", type=parse_month, help="only this period, YYYY-MM")
+    which.add_argument(
+        "--invoice",
+        metavar="ID",
+        help="print this invoice's lines (an invoice_id or an invoice number)",
+    )
     invoices.set_defaults(handler=command_invoices)
 
     quality = commands.add_parser(
@@ -280,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the Great Expectations gates and raise alerts",
         description="Run the quality gates (staged events, daily usage, reconciliation, "
         "invoices, usage tie-out) for a day, a period, or every day with data, list usage "
-        "anomalies, and raise an alert for each failure. Exit status 1 when a gate fails.",
+        "anomalies, and raise an alert for each failure. Exit status 1 when a gate fails, "
+        "2 when the scope holds nothing to check.",
     )
     scope = quality.add_mutually_exclusive_group()
     scope.add_argument("--day", type=parse_day, help="one UTC day, YYYY-MM-DD")
@@ -304,11 +391,22 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser(
         "alerts",
         help="list the alerts raised so far",
-        description="Print the most recent alerts stored in the warehouse (ops.alerts).",
+        description="Print the most recent alerts stored in the warehouse (ops.alerts): "
+        "each with its whole summary, its details and where it was sent.",
     )
     alerts.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
     alerts.set_defaults(handler=command_alerts)
     return parser
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (`billing invoices | head`).
+
+    Python's documented recipe: otherwise the interpreter's final flush of stdout raises
+    BrokenPipeError again, as a traceback, after the command has finished.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,12 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.handler(args)
+        sys.stdout.flush()
     except UserError as error:
         print(f"billing {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"billing {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading; nothing is wrong with the data, so no message.
+        silence_stdout()
+        return 1
     return status or 0
 
 

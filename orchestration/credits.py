@@ -43,6 +43,31 @@ class Application:
     balance_after: Decimal
 
 
+# Credit notes are spent before every grant (DECISIONLOG D35): the customer is owed that
+# money outright, while a grant may expire. No seed priority is this low.
+CREDIT_NOTE_PRIORITY = -(10**9)
+CREDIT_NOTE_PREFIX = "cn_"
+
+
+def credit_note_grant(
+    invoice_id: str, customer_id: str, currency: str, amount: Decimal, period_end: date
+) -> Grant:
+    """The customer balance a credit note creates, as a grant that never expires.
+
+    It is in force from the end of the invoice's period, so it pays the customer's next
+    invoices and never the invoice that issued it.
+    """
+    return Grant(
+        CREDIT_NOTE_PREFIX + invoice_id,
+        customer_id,
+        currency,
+        amount,
+        period_end,
+        None,
+        CREDIT_NOTE_PRIORITY,
+    )
+
+
 def spending_order(grant: Grant) -> tuple:
     """Lowest priority first, then the earliest to expire (never last), then the oldest."""
     return (grant.priority, grant.expires_on or date.max, grant.granted_on, grant.grant_id)

@@ -8,8 +8,9 @@
   its folder. No model is named here.
 - Each partition kind is split in two at its gate: daily staging, then (after the staged
   events gate) daily usage and reconciliation; monthly rating, then (after the invoice
-  candidates gate) finalization and the invoice marts. Gates are blocking asset checks, so
-  a failed gate stops everything downstream and no invoice is finalized past it.
+  candidates gate) the invoice marts, then (after the invoice gates) the one ledger
+  transaction. Gates are blocking asset checks, so a failed gate stops everything
+  downstream and no invoice is finalized past it.
 - Every job runs its steps one at a time in one process and carries the `billing/warehouse`
   tag, which the instance's run queue limits to one run per warehouse file (dagster.yaml).
 """
@@ -24,8 +25,19 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.alerts import alerts_from_report, raise_alerts, run_failure_alert
-from orchestration.build import dbt_environment, prepare_warehouse, publish, run_dbt
+from orchestration.alerts import (
+    alerts_from_report,
+    raise_alerts,
+    raise_rejected_file_alerts,
+    run_failure_alert,
+)
+from orchestration.build import (
+    dbt_environment,
+    finalize_ledger,
+    prepare_warehouse,
+    publish,
+    run_dbt,
+)
 from orchestration.ingest import ingest_files
 from orchestration.partitions import (
     dbt_vars_for,
@@ -49,6 +61,8 @@ RAW_TABLES = {
     "landed_files": "One row per landed event file.",
     "raw_control_totals": "Producers' control-total rows, verbatim.",
     "landed_control_files": "One row per landed control-totals file.",
+    "rejected_files": "Files ingest could not read, with their hash and reason.",
+    "withdrawn_files": "Landed files retired with `billing withdraw`, with the reason.",
 }
 
 DBT_PROJECT = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
@@ -71,7 +85,7 @@ class BillingTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props) -> str:
         if dbt_resource_props["resource_type"] == "source":
-            return "raw"
+            return dbt_resource_props["source_name"]
         return layer_of(dbt_resource_props)
 
 
@@ -90,6 +104,9 @@ def dbt_build(context, dbt: DbtCliResource, kind: str):
     dbt_environment(settings)
     window = window_of_run(context.run.tags, kind)
     payload = dbt_vars_for(window, run_as_of(context.run.tags, datetime.now(UTC)))
+    # The run id tags the rows dbt computes for finalization; ledger/finalization of the
+    # same run takes only those (orchestration/ledger.py).
+    payload["build_id"] = context.run.run_id
     context.log.info(f"dbt vars: {payload}")
     args = ["build", "--indirect-selection", "buildable", "--vars", json.dumps(payload)]
     yield from dbt.cli(args, context=context).stream()
@@ -143,6 +160,11 @@ def landed_events(context: dg.AssetExecutionContext):
     """Land every new file of the landing folder (idempotent: a landed file is skipped)."""
     settings = load_settings()
     result = ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+    # A bad file is rejected alone (the others land) and raises an alert; it never stops
+    # the day's run for every other producer.
+    raise_rejected_file_alerts(settings.warehouse, result)
+    for name, reason in result.rejected_files:
+        context.log.warning(f"rejected {name}: {reason}")
     context.log.info(
         f"landed {len(result.loaded_files)} files ({result.loaded_rows} event rows, "
         f"{result.control_rows} control rows); {len(result.skipped_files)} already landed"
@@ -154,8 +176,40 @@ def landed_events(context: dg.AssetExecutionContext):
                 "files_loaded": len(result.loaded_files),
                 "event_rows_loaded": result.loaded_rows,
                 "control_rows_loaded": result.control_rows,
+                "files_rejected": len(result.rejected_files),
             },
         )
+
+
+@dg.asset(
+    key=["ledger", "finalization"],
+    deps=[
+        dg.AssetKey(["marts", "fct_invoices"]),
+        dg.AssetKey(["marts", "fct_invoice_line_items"]),
+        dg.AssetKey(["marts", "fct_credit_notes"]),
+        dg.AssetKey(["marts", "fct_reconciliation_periods"]),
+    ],
+    partitions_def=MONTHLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ledger",
+    description=(
+        "The month's finalized invoices, lines and credit spend appended to the ledger in "
+        "one transaction, after every gate on the invoices passed (the same function as "
+        "`billing build`). dbt reads the result next time as the source `ledger`."
+    ),
+    pool=WAREHOUSE_POOL,
+)
+def ledger_finalization(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """The one ledger write of the monthly run (orchestration/ledger.py)."""
+    result = finalize_ledger(load_settings(), context.run.run_id)
+    context.log.info(result.describe())
+    return dg.MaterializeResult(
+        metadata={
+            "invoices": result.invoices,
+            "lines": result.lines,
+            "credit_applications": result.credit_applications,
+        }
+    )
 
 
 def published_asset(name: str, kind: str, deps: list[list[str]], description: str):
@@ -191,11 +245,7 @@ published_reconciliation = published_asset(
 published_invoices = published_asset(
     "invoices",
     "monthly",
-    [
-        ["marts", "fct_invoices"],
-        ["marts", "fct_invoice_line_items"],
-        ["marts", "fct_reconciliation_periods"],
-    ],
+    [["ledger", "finalization"]],
     "Invoices and the period tie-out published for finance.",
 )
 
@@ -286,7 +336,7 @@ daily_reconciliation_job = billing_job(
 )
 monthly_invoicing_job = billing_job(
     "monthly_invoicing",
-    [monthly_rating, monthly_invoicing, published_invoices],
+    [monthly_rating, monthly_invoicing, ledger_finalization, published_invoices],
     "Rate the month, gate the invoice candidates, finalize those past their grace, "
     "gate the invoices and publish them.",
 )
@@ -349,6 +399,7 @@ defs = dg.Definitions(
         daily_usage,
         monthly_rating,
         monthly_invoicing,
+        ledger_finalization,
         published_reconciliation,
         published_invoices,
     ],

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from orchestration.partitions import AS_OF_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from orchestration.partitions import (
+    AS_OF_TAG,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    window_of_run,
+)
+from orchestration.quality import Scope
 from orchestration.reference_data import add_months
 from orchestration.settings import dagster_home
 
@@ -43,6 +50,30 @@ def backfill_runs(kind: str, first: date, last: date, as_of: str | None) -> list
     return runs
 
 
+def failed_run_scope(kind: str, tags: dict) -> Scope | None:
+    """The window a failed run covered, as the alert's scope; None for an unpartitioned run."""
+    try:
+        return window_of_run(tags, kind).scope
+    except ValueError:
+        return None
+
+
+def alert_failed_run(job_name: str, kind: str, result) -> None:
+    """Raise the run_failure alert the run-failure sensor raises under the daemon.
+
+    A backfill runs in this process, where no sensor watches, so a failed backfill would
+    otherwise reach no one. The alert is built as the sensor builds it (job, window, the
+    run's failure message): when a daemon also sees the run, both give one fingerprint and
+    the alert is sent once.
+    """
+    from orchestration.alerts import raise_alerts, run_failure_alert
+    from orchestration.settings import load_settings
+
+    message = result.get_run_failure_event().message or "the run failed"
+    scope = failed_run_scope(kind, result.dagster_run.tags)
+    raise_alerts(load_settings().warehouse, [run_failure_alert(job_name, scope, message)])
+
+
 def backfill(kind: str, first_text: str, last_text: str, as_of: str | None = None) -> str | None:
     """Run the job over the range; returns None, or which run failed."""
     first, last = parse_partition(kind, first_text), parse_partition(kind, last_text)
@@ -65,6 +96,7 @@ def backfill(kind: str, first_text: str, last_text: str, as_of: str | None = Non
             )
             label = partition or f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"
             if not result.success:
+                alert_failed_run(job_name, kind, result)
                 return f"{job_name} {label} (run {result.run_id})"
             print(f"{job_name} {label}: success (run {result.run_id})")
     return None

@@ -38,6 +38,10 @@ class QualityError(Exception):
     """The gates could not run at all (no warehouse, no build yet); one line for the CLI."""
 
 
+class NoEventsError(QualityError):
+    """The warehouse is built but holds no events: there is no day or period to check."""
+
+
 @dataclass(frozen=True)
 class Scope:
     """The slice of data a run checks: a UTC day, a billing month, or a range of days."""
@@ -66,7 +70,12 @@ class Scope:
 
 @dataclass(frozen=True)
 class SuiteSpec:
-    """One suite: the SQL that reads its rows for a scope, the ids to report, the rules."""
+    """One suite: the SQL that reads its rows for a scope, the ids to report, the rules.
+
+    `detail_columns` are listed with a failing row only when the row has a value (a
+    quarantined line's reason); `explainers` turn the scope's rows into notes for a failed
+    rule on the named column, where the failing rows alone do not say what went wrong.
+    """
 
     name: str
     applies_to: str  # "day" (daily data), "period" (billing periods) or "candidates"
@@ -74,17 +83,35 @@ class SuiteSpec:
     id_columns: tuple[str, ...]
     expectations: Callable[[], list]
     severity: str = "error"
+    looked_for: str = "rows"
+    detail_columns: tuple[str, ...] = ()
+    explainers: dict[str, Callable[[pd.DataFrame], list[str]]] = field(default_factory=dict)
 
 
 @dataclass
 class ExpectationFailure:
-    """One failed expectation: what it checked, how many rows failed, and which."""
+    """One failed expectation: what it checked, how many rows failed, and which.
+
+    `what` says in words what broke (the expectation's description), for people who do not
+    read expectation names; `notes` explain the failure where its rows alone cannot (the
+    quarantine share of a file and why its lines were quarantined).
+    """
 
     expectation: str
     unexpected_count: int | None
     element_count: int | None
     rows: list[dict] = field(default_factory=list)
     observed: object = None
+    what: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """What broke, in words, with how many rows: the line an alert's summary is made of."""
+        what = self.what or self.expectation
+        if self.unexpected_count is None:
+            return f"{what} (observed {self.observed})"
+        counted = f"{what} ({self.unexpected_count:,} of {self.element_count:,} rows)"
+        return counted + "".join(f"; {note}" for note in self.notes)
 
     def describe(self) -> str:
         if self.unexpected_count is None:
@@ -100,7 +127,12 @@ class ExpectationFailure:
 
 @dataclass
 class SuiteResult:
-    """The outcome of one suite over one scope."""
+    """The outcome of one suite over one scope.
+
+    `failures` block (the gate fails); `warnings` are raised as alerts but do not block.
+    A suite that found no rows in its scope passes vacuously: it is reported as NO DATA
+    with what it looked for, never as PASS.
+    """
 
     suite: str
     scope: Scope
@@ -108,36 +140,65 @@ class SuiteResult:
     row_count: int
     expectation_count: int
     failures: list[ExpectationFailure]
+    warnings: list[ExpectationFailure] = field(default_factory=list)
+    looked_for: str = "rows"
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
-    def customers(self) -> list[str]:
+    @property
+    def found_data(self) -> bool:
+        return self.row_count > 0
+
+    def customers(self, failures: list[ExpectationFailure] | None = None) -> list[str]:
         return sorted(
             {
                 str(row["customer_id"])
-                for failure in self.failures
+                for failure in (self.failures if failures is None else failures)
                 for row in failure.rows
                 if row.get("customer_id") is not None
             }
         )
 
-    def affected_rows(self) -> int:
-        return sum(failure.unexpected_count or 0 for failure in self.failures)
+    def affected_rows(self, failures: list[ExpectationFailure] | None = None) -> int:
+        return sum(
+            failure.unexpected_count or 0
+            for failure in (self.failures if failures is None else failures)
+        )
+
+    def status(self) -> str:
+        if self.failures:
+            return "FAIL"
+        return "PASS" if self.found_data else "NO DATA"
 
     def describe(self) -> str:
+        if not self.found_data and self.passed:
+            return f"NO DATA {self.suite} {self.scope.label}: no {self.looked_for} to check"
+        warned = len(self.warnings)
         head = (
-            f"{'PASS' if self.passed else 'FAIL'} {self.suite} {self.scope.label} "
+            f"{self.status()} {self.suite} {self.scope.label} "
             f"({self.expectation_count} expectation{'s' * (self.expectation_count != 1)}, "
-            f"{self.row_count:,} rows)"
+            f"{self.row_count:,} rows"
+            + (f", {warned} warning{'s' * (warned != 1)}" if warned else "")
+            + ")"
         )
-        return "\n".join([head, *(f"    {failure.describe()}" for failure in self.failures)])
+        lines = [head]
+        for prefix, listed in (("", self.failures), ("warning: ", self.warnings)):
+            for failure in listed:
+                lines.append(f"    {prefix}{failure.describe()}")
+                lines += [f"        {note}" for note in failure.notes]
+        return "\n".join(lines)
 
 
 @dataclass
 class QualityReport:
-    """Every suite run for a request, plus the anomalies found in its scope."""
+    """Every suite run for a request, plus the anomalies found in its scope.
+
+    `passed` says no gate failed; `found_data` says anything was checked at all. A scope
+    with no rows passes every suite, so callers that must not mistake "nothing there" for
+    "all good" (the CLI, a scheduled check) read `found_data` or `checked_rows`.
+    """
 
     results: list[SuiteResult]
     anomalies: pd.DataFrame | None  # None when the run did not look for anomalies
@@ -146,6 +207,22 @@ class QualityReport:
     @property
     def passed(self) -> bool:
         return all(result.passed for result in self.results)
+
+    @property
+    def checked_rows(self) -> int:
+        return sum(result.row_count for result in self.results)
+
+    @property
+    def found_data(self) -> bool:
+        return self.checked_rows > 0
+
+    @property
+    def empty_suites(self) -> list[str]:
+        return [result.suite for result in self.results if not result.found_data]
+
+    @property
+    def warning_count(self) -> int:
+        return sum(len(result.warnings) for result in self.results)
 
     @property
     def anomaly_count(self) -> int:
@@ -172,13 +249,31 @@ class QualityReport:
             lines.append(f"usage anomalies: {len(self.anomalies)}")
             lines += [
                 f"    {clean_value(row.usage_date)} {row.customer_id} {row.meter_id}: "
-                f"{row.observed_quantity:,.0f} vs trailing mean {row.baseline_mean:,.1f} "
-                f"({row.ratio_to_mean:.1f}x, robust score {row.robust_score:.1f})"
+                + anomaly_statistics(row)
                 for row in self.anomalies.itertuples()
             ]
         else:
             lines.append("usage anomalies: none")
         return "\n".join(lines)
+
+
+def anomaly_statistics(row) -> str:
+    """`observed vs trailing mean (ratio, robust score)` for one flagged day.
+
+    When every trailing day was the same there is no spread, so no robust score (the model
+    leaves it null and flags any rise); printing it would read "robust score nan", which
+    looks like a bug, so the text says what happened instead.
+    """
+    score = row.robust_score
+    spread = (
+        "no spread: every trailing day was the same"
+        if score is None or pd.isna(score)
+        else f"robust score {score:.1f}"
+    )
+    return (
+        f"{float(row.observed_quantity):,.0f} vs trailing mean {float(row.baseline_mean):,.1f} "
+        f"({row.ratio_to_mean:.1f}x, {spread})"
+    )
 
 
 def _staged_events_expectations() -> list:
@@ -187,14 +282,36 @@ def _staged_events_expectations() -> list:
 
     accepted = {"row_condition": Column("event_status") == "accepted"}
     return [
-        gxe.ExpectColumnValuesToNotBeNull(column="event_id", **accepted),
-        gxe.ExpectColumnValuesToNotBeNull(column="customer_id", **accepted),
-        gxe.ExpectColumnValuesToBeUnique(column="accepted_event_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="event_at", **accepted),
-        gxe.ExpectColumnValuesToBeBetween(column="scope_offset_days", min_value=0, **accepted),
-        gxe.ExpectColumnValuesToBeBetween(column="minutes_after_load", max_value=0, **accepted),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_id", description="accepted events without an event id", **accepted
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="customer_id", description="accepted events without a customer", **accepted
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="accepted_event_id", description="an event id accepted more than once"
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="event_at", description="accepted events without a timestamp", **accepted
+        ),
         gxe.ExpectColumnValuesToBeBetween(
-            column="file_quarantine_share", max_value=MAX_QUARANTINE_SHARE
+            column="scope_offset_days",
+            min_value=0,
+            description="accepted events dated before the day they are counted on",
+            **accepted,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="minutes_after_load",
+            max_value=0,
+            description=f"accepted events dated more than {FUTURE_TOLERANCE_MINUTES} minutes "
+            "after their file was loaded",
+            **accepted,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="file_quarantine_share",
+            max_value=MAX_QUARANTINE_SHARE,
+            description="quarantined lines in a landed file over the "
+            f"{MAX_QUARANTINE_SHARE:.0%} quarantine limit",
         ),
     ]
 
@@ -203,13 +320,31 @@ def _daily_usage_expectations() -> list:
     import great_expectations.expectations as gxe
 
     return [
-        gxe.ExpectColumnValuesToNotBeNull(column="customer_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="meter_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="quantity"),
-        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="event_count", min_value=1),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="customer_id", description="usage rows without a customer"
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="meter_id", description="usage rows without a meter"
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="quantity", description="usage rows without a quantity"
+        ),
+        # DESIGN 6.3: event values may be negative (a producer's own correction), and a
+        # period that ends negative is billed as 0 and reported. A negative day is that
+        # report, early: an alert to look at, never a reason to stop the daily job.
+        gxe.ExpectColumnValuesToBeBetween(
+            column="quantity",
+            min_value=0,
+            severity="warning",
+            description="negative net usage on a day (corrections larger than the usage; "
+            "a period that ends negative is billed as 0)",
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="event_count", min_value=1, description="usage rows with no events behind them"
+        ),
         gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=["usage_date", "customer_id", "meter_id", "dimension_key"]
+            column_list=["usage_date", "customer_id", "meter_id", "dimension_key"],
+            description="usage counted twice for one customer, day, meter and dimension",
         ),
     ]
 
@@ -218,8 +353,17 @@ def _reconciliation_expectations() -> list:
     import great_expectations.expectations as gxe
 
     return [
-        gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=["fail"]),
-        gxe.ExpectColumnValuesToBeBetween(column="routing_delta", min_value=0, max_value=0),
+        gxe.ExpectColumnValuesToNotBeInSet(
+            column="status",
+            value_set=["fail"],
+            description="received, producer-reported and billed counts that do not reconcile",
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="routing_delta",
+            min_value=0,
+            max_value=0,
+            description="raw rows not routed exactly once (accepted, duplicate or quarantined)",
+        ),
     ]
 
 
@@ -228,23 +372,61 @@ def _invoice_expectations() -> list:
 
     exactly_zero = {"min_value": 0, "max_value": 0}
     return [
-        gxe.ExpectColumnValuesToNotBeNull(column="invoice_id"),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["customer_id", "billing_period_start"]),
-        gxe.ExpectColumnValuesToBeInSet(column="has_active_subscription", value_set=[True]),
-        gxe.ExpectColumnValuesToBeBetween(column="subtotal_difference", **exactly_zero),
-        gxe.ExpectColumnValuesToBeBetween(column="total_difference", **exactly_zero),
-        gxe.ExpectColumnValuesToBeBetween(column="line_count_difference", **exactly_zero),
-        gxe.ExpectColumnValuesToBeBetween(column="rounding_remainder", **exactly_zero),
-        gxe.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="tax_amount", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="discount_amount", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="credits_applied_amount", min_value=0),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="invoice_id", description="an active customer and period without an invoice"
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["customer_id", "billing_period_start"],
+            description="more than one invoice for a customer and period",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="has_active_subscription",
+            value_set=[True],
+            description="invoices without an active subscription",
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="subtotal_difference",
+            description="a subtotal that is not the sum of its lines",
+            **exactly_zero,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="total_difference",
+            description="a total that is not subtotal - discount + tax - credits",
+            **exactly_zero,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="line_count_difference",
+            description="a line count that does not match the invoice's lines",
+            **exactly_zero,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="rounding_remainder",
+            description="amounts below the currency's minor unit",
+            **exactly_zero,
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="total_amount", min_value=0, description="a negative invoice total"
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="tax_amount", min_value=0, description="a negative tax amount"
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="discount_amount", min_value=0, description="a negative discount"
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="credits_applied_amount", min_value=0, description="negative credits applied"
+        ),
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="currency",
             column_B="customer_currency",
             ignore_row_if="either_value_is_missing",
+            description="invoices in another currency than their customer's",
         ),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["draft", "finalized"]),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="status",
+            value_set=["draft", "finalized"],
+            description="an invoice status other than draft or finalized",
+        ),
     ]
 
 
@@ -252,10 +434,19 @@ def _tie_out_expectations() -> list:
     import great_expectations.expectations as gxe
 
     return [
-        gxe.ExpectColumnValuesToBeBetween(column="unexplained_quantity", min_value=0, max_value=0),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="unexplained_quantity",
+            min_value=0,
+            max_value=0,
+            description="invoiced usage that differs from the events by more than unpriced, "
+            "late and reversed usage explain",
+        ),
     ]
 
 
+# The quarantine share is set on a file's quarantined lines only, so the rule fails exactly
+# the lines that were quarantined (never the file's good lines), and the file's totals and
+# reasons ride along for the report.
 STAGED_EVENTS_SQL = f"""
 with routed as (
     select
@@ -265,23 +456,48 @@ with routed as (
         count(*) filter (where event_status = 'quarantined') over per_file as file_quarantined
     from staging.stg_events__routed_events
     window per_file as (partition by file_id)
+),
+reasons_per_file as (
+    select file_id, quarantine_reason, count(*) as reason_rows
+    from staging.stg_events__routed_events
+    where event_status = 'quarantined'
+    group by file_id, quarantine_reason
+),
+file_reasons as (
+    select
+        file_id,
+        string_agg(
+            quarantine_reason || ' ' || reason_rows, ', '
+            order by reason_rows desc, quarantine_reason
+        ) as file_quarantine_reasons
+    from reasons_per_file
+    group by file_id
 )
 select
-    raw_row_id,
-    file_name,
-    line_number,
-    event_id,
-    customer_id,
-    event_status,
-    case when event_status = 'accepted' then event_id end as accepted_event_id,
-    event_at,
-    date_diff('day', $1::date, event_at::date) as scope_offset_days,
-    date_diff('minute', loaded_at, event_at) - {FUTURE_TOLERANCE_MINUTES} as minutes_after_load,
-    reconciliation_date,
-    case when file_rows >= {MIN_ROWS_FOR_SHARE} then file_quarantined / file_rows else 0 end
-        as file_quarantine_share
+    routed.raw_row_id,
+    routed.file_name,
+    routed.line_number,
+    routed.event_id,
+    routed.customer_id,
+    routed.event_status,
+    routed.quarantine_reason,
+    case when routed.event_status = 'accepted' then routed.event_id end as accepted_event_id,
+    routed.event_at,
+    date_diff('day', $1::date, routed.event_at::date) as scope_offset_days,
+    date_diff('minute', routed.loaded_at, routed.event_at) - {FUTURE_TOLERANCE_MINUTES}
+        as minutes_after_load,
+    routed.reconciliation_date,
+    routed.file_rows,
+    routed.file_quarantined,
+    case
+        when routed.event_status = 'quarantined' and routed.file_rows >= {MIN_ROWS_FOR_SHARE}
+            then routed.file_quarantined / routed.file_rows
+    end as file_quarantine_share,
+    file_reasons.file_quarantine_reasons
 from routed
-where reconciliation_date >= $1 and reconciliation_date < $2
+left join file_reasons on routed.file_id = file_reasons.file_id
+where routed.reconciliation_date >= $1 and routed.reconciliation_date < $2
+order by routed.reconciliation_date, routed.file_name, routed.line_number, routed.raw_row_id
 """
 
 DAILY_USAGE_SQL = """
@@ -290,6 +506,7 @@ select
     quantity, event_count
 from marts.fct_usage_daily
 where usage_date >= $1 and usage_date < $2
+order by usage_date, customer_id, meter_id, dimension_key
 """
 
 RECONCILIATION_SQL = """
@@ -297,6 +514,7 @@ select reconciliation_id, reconciliation_date, customer_id, event_type, status, 
     routing_delta, producer_delta
 from marts.fct_reconciliation_daily
 where reconciliation_date >= $1 and reconciliation_date < $2
+order by reconciliation_date, customer_id, event_type
 """
 
 
@@ -361,6 +579,7 @@ left join lines on invoices.invoice_id = lines.invoice_id
 left join reference.customers as customers
     on coalesce(invoices.customer_id, active.customer_id) = customers.customer_id
 left join reference.currencies as currencies on invoices.currency = currencies.currency
+order by 3, 2, 1
 """
 
 
@@ -382,6 +601,7 @@ select period_reconciliation_id, customer_id, meter_id, billing_period_start, st
     unexplained_quantity
 from marts.fct_reconciliation_periods
 where billing_period_start >= $1 and billing_period_start < $2
+order by billing_period_start, customer_id, meter_id
 """
 
 RECONCILIATION_TOTALS_SQL = """
@@ -413,6 +633,26 @@ where usage_date >= $1 and usage_date < $2
 order by usage_date, customer_id, meter_id
 """
 
+
+def quarantined_files(frame: pd.DataFrame) -> list[str]:
+    """One note per landed file over the quarantine share: how many of its lines were
+    quarantined, the share, and why.
+
+    The rule fails each quarantined line of such a file; a list of lines does not say
+    whether the file was 6 % or 100 % bad, nor which producer mistake did it.
+    """
+    over = frame[frame["file_quarantine_share"] > MAX_QUARANTINE_SHARE]
+    notes = []
+    for file_name, rows in over.groupby("file_name", sort=True):
+        first = rows.iloc[0]
+        notes.append(
+            f"{file_name}: {int(first.file_quarantined):,} of {int(first.file_rows):,} lines "
+            f"quarantined ({float(first.file_quarantine_share):.1%}, more than "
+            f"{MAX_QUARANTINE_SHARE:.0%}); reasons: {first.file_quarantine_reasons}"
+        )
+    return notes
+
+
 SUITES = (
     SuiteSpec(
         "staged_events",
@@ -420,6 +660,9 @@ SUITES = (
         STAGED_EVENTS_SQL,
         ("reconciliation_date", "file_name", "line_number", "customer_id"),
         _staged_events_expectations,
+        looked_for="staged events",
+        detail_columns=("quarantine_reason",),
+        explainers={"file_quarantine_share": quarantined_files},
     ),
     SuiteSpec(
         "daily_usage",
@@ -427,6 +670,7 @@ SUITES = (
         DAILY_USAGE_SQL,
         ("usage_date", "customer_id", "meter_id"),
         _daily_usage_expectations,
+        looked_for="daily usage",
     ),
     SuiteSpec(
         "reconciliation",
@@ -434,6 +678,7 @@ SUITES = (
         RECONCILIATION_SQL,
         ("reconciliation_date", "customer_id", "event_type", "status_reason"),
         _reconciliation_expectations,
+        looked_for="reconciliation rows",
     ),
     SuiteSpec(
         "invoices",
@@ -442,6 +687,7 @@ SUITES = (
         ("invoice_id", "customer_id", "billing_period_start"),
         _invoice_expectations,
         severity="critical",
+        looked_for="invoices or active subscriptions",
     ),
     SuiteSpec(
         "invoice_candidates",
@@ -450,6 +696,7 @@ SUITES = (
         ("invoice_id", "customer_id", "billing_period_start"),
         _invoice_expectations,
         severity="critical",
+        looked_for="invoice candidates",
     ),
     SuiteSpec(
         "usage_tie_out",
@@ -457,6 +704,7 @@ SUITES = (
         TIE_OUT_SQL,
         ("customer_id", "meter_id", "billing_period_start"),
         _tie_out_expectations,
+        looked_for="period tie-out rows",
     ),
 )
 
@@ -509,20 +757,34 @@ def clean_value(value: object) -> object:
     return value
 
 
-def failure_from_result(result, id_columns: tuple[str, ...]) -> ExpectationFailure:
+def listed_row(row: dict, spec: SuiteSpec) -> dict:
+    """A failing row as reported: its ids, and its details when it has them."""
+    listed = {column: clean_value(row.get(column)) for column in spec.id_columns if column in row}
+    for column in spec.detail_columns:
+        if row.get(column) is not None:
+            listed[column] = clean_value(row[column])
+    return listed
+
+
+def failure_from_result(result, spec: SuiteSpec, frame: pd.DataFrame) -> ExpectationFailure:
     details = result.result or {}
     rows = details.get("unexpected_index_list") or details.get("partial_unexpected_index_list")
-    listed = [
-        {column: clean_value(row.get(column)) for column in id_columns if column in row}
-        for row in (rows or [])[:LISTED_ROWS]
-    ]
+    config = result.expectation_config
+    explain = spec.explainers.get(config.kwargs.get("column"))
     return ExpectationFailure(
-        expectation=expectation_label(result.expectation_config),
+        expectation=expectation_label(config),
         unexpected_count=details.get("unexpected_count"),
         element_count=details.get("element_count"),
-        rows=listed,
+        rows=[listed_row(row, spec) for row in (rows or [])[:LISTED_ROWS]],
         observed=clean_value(details.get("observed_value")),
+        what=config.description,
+        notes=explain(frame) if explain else [],
     )
+
+
+def is_warning(result) -> bool:
+    """An expectation of severity `warning` alerts without failing its gate."""
+    return getattr(result.expectation_config, "severity", None) == "warning"
 
 
 class GateRunner:
@@ -558,21 +820,19 @@ class GateRunner:
             result_format={
                 "result_format": "COMPLETE" if len(frame) <= 10_000 else "SUMMARY",
                 "partial_unexpected_count": LISTED_ROWS,
-                "unexpected_index_column_names": list(spec.id_columns),
+                "unexpected_index_column_names": [*spec.id_columns, *spec.detail_columns],
             },
         )
-        failures = [
-            failure_from_result(result, spec.id_columns)
-            for result in outcome.results
-            if not result.success
-        ]
+        failed = [result for result in outcome.results if not result.success]
         return SuiteResult(
             suite=spec.name,
             scope=scope,
             severity=spec.severity,
             row_count=len(frame),
             expectation_count=len(outcome.results),
-            failures=failures,
+            failures=[failure_from_result(r, spec, frame) for r in failed if not is_warning(r)],
+            warnings=[failure_from_result(r, spec, frame) for r in failed if is_warning(r)],
+            looked_for=spec.looked_for,
         )
 
 
@@ -617,7 +877,7 @@ def data_range(warehouse: Path) -> Scope:
         except duckdb.CatalogException as error:
             raise QualityError("the warehouse has not been built yet") from error
     if first is None:
-        raise QualityError("the warehouse holds no events yet: run `billing ingest` and build")
+        raise NoEventsError("the warehouse holds no events yet: run `billing ingest` and build")
     start = first.replace(day=1)
     return Scope("range", start, add_months(last.replace(day=1), 1))
 

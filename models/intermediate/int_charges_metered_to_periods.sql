@@ -153,13 +153,19 @@ quantities_transformed as (
 
     select
         *,
-        {# A negative period quantity is billed as zero and reported (DESIGN 6.3). #}
-        {{ transform_quantity(
-            'greatest(aggregate_quantity, 0)',
-            'quantity_divisor',
-            'quantity_precision',
-            'quantity_rounding'
-        ) }} as quantity
+        {# A negative period quantity is billed as zero and reported (DESIGN 6.3). A period
+           aggregate beyond the supported range (README) is not rated: its invoice is held
+           (int_invoices_calculated) instead of the build overflowing for everyone. #}
+        abs(aggregate_quantity) >= {{ max_quantity() }} as is_quantity_out_of_range,
+        case
+            when abs(aggregate_quantity) < {{ max_quantity() }}
+                then {{ transform_quantity(
+                    'greatest(aggregate_quantity, 0)',
+                    'quantity_divisor',
+                    'quantity_precision',
+                    'quantity_rounding'
+                ) }}
+        end as quantity
     from charges_per_period
 
 )

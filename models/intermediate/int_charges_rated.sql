@@ -5,9 +5,32 @@
     over a row for every charge). Amounts are unrounded decimals; rounding happens when
     lines are assembled.
 #}
+{#- Per charge model: could the line reach 10^15? Checked before the exact product. #}
+{%- set guards = {
+    'standard': is_beyond_line_amount('charge_quantities.quantity',
+        'charge_quantities.unit_price',
+        multiplier='charge_quantities.price_multiplier'),
+    'package': is_beyond_line_amount('charge_quantities.package_count',
+        'charge_quantities.unit_price',
+        multiplier='charge_quantities.price_multiplier'),
+    'graduated': is_beyond_line_amount(graduated_units_in_tier(
+            'charge_quantities.quantity',
+            'tiers_with_bounds.lower_bound',
+            'tiers_with_bounds.up_to'
+        ),
+        'tiers_with_bounds.unit_price',
+        'tiers_with_bounds.flat_fee',
+        'charge_quantities.price_multiplier'),
+    'single_tier': is_beyond_line_amount('charge_quantities.quantity',
+        "case when charge_quantities.charge_model = 'volume' "
+        ~ "then tiers_with_bounds.unit_price else 0 end",
+        'tiers_with_bounds.flat_fee',
+        'charge_quantities.price_multiplier')
+} %}
+
 with
 
-charge_quantities as (
+charge_quantities_unpriced as (
 
     select * from {{ ref('int_charges_metered_to_periods') }}
 
@@ -22,6 +45,32 @@ plan_charge_tiers as (
 subscription_overrides as (
 
     select * from {{ ref('subscription_overrides') }}
+
+),
+
+charge_quantities as (
+
+    {# The multiplier has at most 4 decimals (a rate-card check), so an amount of
+       decimal(38, 18) times it is decimal(38, 22): exact below 10^16 (DECISIONLOG D33). #}
+    select
+        charge_quantities_unpriced.*,
+        cast(coalesce(
+            charge_override.price_multiplier, subscription_override.price_multiplier, 1
+        ) as decimal(18, 4)) as price_multiplier,
+        {{ package_count(
+            'charge_quantities_unpriced.quantity',
+            'charge_quantities_unpriced.package_size',
+            'charge_quantities_unpriced.free_units'
+        ) }} as package_count
+    from charge_quantities_unpriced
+    left join subscription_overrides as charge_override
+        on
+            charge_quantities_unpriced.subscription_id = charge_override.subscription_id
+            and charge_quantities_unpriced.charge_id = charge_override.charge_id
+    left join subscription_overrides as subscription_override
+        on
+            charge_quantities_unpriced.subscription_id = subscription_override.subscription_id
+            and subscription_override.charge_id is null
 
 ),
 
@@ -45,8 +94,13 @@ standard_rated as (
         cast(null as integer) as tier,
         charge_quantities.quantity as line_quantity,
         charge_quantities.unit_price as line_unit_price,
-        {{ rate_standard('charge_quantities.quantity', 'charge_quantities.unit_price') }}
-            as amount_unrounded
+        {{ guards['standard'] }} as is_amount_out_of_range,
+        case
+            when not {{ guards['standard'] }}
+                then {{ rate_standard(
+                    'charge_quantities.quantity', 'charge_quantities.unit_price'
+                ) }}
+        end as amount_unrounded
     from charge_quantities
     where charge_quantities.charge_model = 'standard'
 
@@ -59,12 +113,16 @@ package_rated as (
         cast(null as integer) as tier,
         charge_quantities.quantity as line_quantity,
         charge_quantities.unit_price as line_unit_price,
-        {{ rate_package(
-            'charge_quantities.quantity',
-            'charge_quantities.unit_price',
-            'charge_quantities.package_size',
-            'charge_quantities.free_units'
-        ) }} as amount_unrounded
+        {{ guards['package'] }} as is_amount_out_of_range,
+        case
+            when not {{ guards['package'] }}
+                then {{ rate_package(
+                    'charge_quantities.quantity',
+                    'charge_quantities.unit_price',
+                    'charge_quantities.package_size',
+                    'charge_quantities.free_units'
+                ) }}
+        end as amount_unrounded
     from charge_quantities
     where charge_quantities.charge_model = 'package'
 
@@ -79,13 +137,17 @@ graduated_rated as (
             'charge_quantities.quantity', 'tiers_with_bounds.lower_bound', 'tiers_with_bounds.up_to'
         ) }} as line_quantity,
         tiers_with_bounds.unit_price as line_unit_price,
-        {{ rate_graduated(
-            'charge_quantities.quantity',
-            'tiers_with_bounds.lower_bound',
-            'tiers_with_bounds.up_to',
-            'tiers_with_bounds.unit_price',
-            'tiers_with_bounds.flat_fee'
-        ) }} as amount_unrounded
+        {{ guards['graduated'] }} as is_amount_out_of_range,
+        case
+            when not {{ guards['graduated'] }}
+                then {{ rate_graduated(
+                    'charge_quantities.quantity',
+                    'tiers_with_bounds.lower_bound',
+                    'tiers_with_bounds.up_to',
+                    'tiers_with_bounds.unit_price',
+                    'tiers_with_bounds.flat_fee'
+                ) }}
+        end as amount_unrounded
     from charge_quantities
     inner join tiers_with_bounds
         on charge_quantities.charge_id = tiers_with_bounds.charge_id
@@ -104,7 +166,9 @@ single_tier_rated as (
         case
             when charge_quantities.charge_model = 'volume' then tiers_with_bounds.unit_price
         end as line_unit_price,
+        {{ guards['single_tier'] }} as is_amount_out_of_range,
         case
+            when {{ guards['single_tier'] }} then null
             when charge_quantities.charge_model = 'volume'
                 then
                     {{ rate_volume(
@@ -129,6 +193,7 @@ single_tier_rated as (
     'charge_period_id', 'scenario', 'subscription_period_id', 'subscription_id', 'customer_id',
     'charge_id', 'meter_id', 'dimension_value', 'charge_model', 'display_name', 'unit_name',
     'aggregate_quantity', 'quantity', 'event_count', 'has_negative_quantity',
+    'is_quantity_out_of_range', 'price_multiplier',
     'min_amount', 'max_amount', 'max_amount_rounded', 'min_amount_prorated',
     'billing_period_start', 'tier', 'line_quantity', 'line_unit_price', 'amount_unrounded',
 ] %}
@@ -137,7 +202,8 @@ all_rated as (
 
     {%- for rated in ['standard_rated', 'package_rated', 'graduated_rated', 'single_tier_rated'] %}
     select
-        {{ rated_columns | join(',\n        ') }}
+        {{ rated_columns | join(',\n        ') }},
+        is_amount_out_of_range
     from {{ rated }}
     {%- if not loop.last %}
     union all
@@ -146,36 +212,31 @@ all_rated as (
 
 ),
 
-multipliers as (
+rated_flagged as (
 
     select
-        charge_quantities.charge_period_id,
-        coalesce(
-            charge_override.price_multiplier, subscription_override.price_multiplier, 1
-        ) as price_multiplier
-    from charge_quantities
-    left join subscription_overrides as charge_override
-        on
-            charge_quantities.subscription_id = charge_override.subscription_id
-            and charge_quantities.charge_id = charge_override.charge_id
-    left join subscription_overrides as subscription_override
-        on
-            charge_quantities.subscription_id = subscription_override.subscription_id
-            and subscription_override.charge_id is null
+        * exclude (is_amount_out_of_range),
+        coalesce(is_amount_out_of_range, false)
+        or coalesce(is_quantity_out_of_range, false) as is_out_of_range
+    from all_rated
 
 ),
 
 rated_with_multiplier as (
 
+    {# A line beyond the supported range (or of a quantity beyond it) is not rated: its
+       amount stays null and its customer's invoices are held (int_invoices_calculated). #}
     select
-        all_rated.* exclude (line_unit_price, amount_unrounded),
-        multipliers.price_multiplier,
-        all_rated.line_unit_price * multipliers.price_multiplier as line_unit_price,
-        all_rated.amount_unrounded as list_amount_unrounded,
-        all_rated.amount_unrounded * multipliers.price_multiplier as amount_unrounded
-    from all_rated
-    inner join multipliers
-        on all_rated.charge_period_id = multipliers.charge_period_id
+        * exclude (line_unit_price, amount_unrounded),
+        cast(line_unit_price as decimal(38, 9)) * price_multiplier as line_unit_price,
+        case
+            when not is_out_of_range then cast(amount_unrounded as decimal(38, 18))
+        end as list_amount_unrounded,
+        case
+            when not is_out_of_range
+                then {{ apply_multiplier('amount_unrounded', 'price_multiplier') }}
+        end as amount_unrounded
+    from rated_flagged
 
 )
 

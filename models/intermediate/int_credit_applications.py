@@ -1,32 +1,51 @@
-"""Credit grants spent on open invoices: one row per invoice and grant that paid it.
+"""Credit grants and customer balances spent on open invoices: one row per invoice and
+grant (or credit note) that paid it.
 
 The allocation is sequential (orchestration.credits.allocate_credits); this model only
 feeds it exact decimals from the warehouse and returns amounts as text, so no float ever
-touches money. What finalized invoices already spent is read from the ledger as previous
-builds left it.
+touches money. What finalized invoices already spent is read from the ledger as the
+previous build left it (source `ledger`). Credit notes (DECISIONLOG D35) become balance
+grants of their invoice's customer, spent before any grant, from the next period on.
 """
 
 from decimal import Decimal
 
 import pandas as pd
 
-from orchestration.credits import Grant, OpenInvoice, allocate_credits
-
-LEDGER_TABLE = "fct_credit_applications_finalized"
+from orchestration.credits import Grant, OpenInvoice, allocate_credits, credit_note_grant
 
 
-def spent_by_finalized_invoices(session) -> dict:
-    exists = session.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'ledger' and table_name = ?",
-        [LEDGER_TABLE],
-    ).fetchone()[0]
-    if not exists:
-        return {}
-    rows = session.execute(
-        f"select grant_id, sum(applied_amount) from ledger.{LEDGER_TABLE} group by grant_id"
-    ).fetchall()
+def spent_by_finalized_invoices(dbt) -> dict:
+    rows = (
+        dbt.source("ledger", "fct_credit_applications_finalized")
+        .aggregate("grant_id, sum(applied_amount)", "grant_id")
+        .fetchall()
+    )
     return {grant_id: Decimal(amount) for grant_id, amount in rows}
+
+
+def credit_notes(dbt) -> list:
+    """Credit-note lines of finalized invoices (the ledger) and of open ones."""
+    columns = "invoice_id, customer_id, currency, amount, billing_period_end"
+    finalized = (
+        dbt.source("ledger", "fct_invoice_line_items_finalized")
+        .filter("line_type = 'credit_note'")
+        .project(columns)
+        .fetchall()
+    )
+    finalized_ids = {row[0] for row in finalized}
+    open_notes = [
+        row
+        for row in dbt.ref("int_invoice_lines_assembled")
+        .filter("line_type = 'credit_note'")
+        .project(columns)
+        .fetchall()
+        if row[0] not in finalized_ids
+    ]
+    return [
+        credit_note_grant(invoice_id, customer_id, currency, Decimal(amount), period_end)
+        for invoice_id, customer_id, currency, amount, period_end in finalized + open_notes
+    ]
 
 
 def model(dbt, session):
@@ -38,7 +57,7 @@ def model(dbt, session):
             "grant_id, customer_id, currency, round(amount, 4), granted_on, expires_on, priority"
         )
         .fetchall()
-    ]
+    ] + credit_notes(dbt)
     invoices = [
         OpenInvoice(row[0], row[1], row[2], row[3], row[4], Decimal(row[5]))
         for row in dbt.ref("int_invoices_calculated")
@@ -48,7 +67,7 @@ def model(dbt, session):
         )
         .fetchall()
     ]
-    applications = allocate_credits(grants, spent_by_finalized_invoices(session), invoices)
+    applications = allocate_credits(grants, spent_by_finalized_invoices(dbt), invoices)
     frame = pd.DataFrame(
         {
             "invoice_id": [a.invoice_id for a in applications],

@@ -55,8 +55,10 @@ usage_lines_rated as (
     select
         charges_rated.*,
         subscription_periods_priced.is_billed,
+        {# A line beyond the supported range has no amount: rated as 0 and its customer's
+           invoices are held (int_invoices_calculated). #}
         {{ round_money(
-            'charges_rated.amount_unrounded', 'subscription_periods_priced.minor_units'
+            'coalesce(charges_rated.amount_unrounded, 0)', 'subscription_periods_priced.minor_units'
         ) }} as amount
     from charges_rated
     inner join subscription_periods_priced
@@ -232,7 +234,7 @@ charge_limit_lines as (
         cast(null as integer) as tier,
         charge_totals.charge_model,
         cast(null as decimal(38, 9)) as quantity,
-        cast(null as decimal(18, 9)) as unit_price,
+        cast(null as decimal(38, 13)) as unit_price,
         case limits.line_type
             when 'charge_maximum' then charge_totals.maximum_amount
             else charge_totals.minimum_amount
@@ -354,7 +356,7 @@ adjustment_lines as (
         cast(null as integer) as tier,
         usage_adjustments.charge_model,
         usage_adjustments.quantity,
-        cast(null as decimal(18, 9)) as unit_price,
+        cast(null as decimal(38, 13)) as unit_price,
         usage_adjustments.amount,
         cast(null as bigint) as event_count,
         usage_adjustments.display_name || ': correction to '
@@ -377,7 +379,7 @@ adjustment_lines as (
         cast(null as integer) as tier,
         cast(null as varchar) as charge_model,
         cast(null as decimal(38, 9)) as quantity,
-        cast(null as decimal(18, 9)) as unit_price,
+        cast(null as decimal(38, 13)) as unit_price,
         commitment_adjustments.amount,
         cast(null as bigint) as event_count,
         'Minimum commitment true-up: correction to '
@@ -486,6 +488,62 @@ lines_with_invoice_keys as (
     {# An adjustment with no later open invoice waits (D20) until the customer has one. #}
     where invoice_period_start is not null
 
+),
+
+invoice_subtotals as (
+
+    select
+        invoice_id,
+        customer_id,
+        currency,
+        billing_period_start,
+        billing_period_end,
+        sum(amount) as subtotal_amount
+    from lines_with_invoice_keys
+    group by invoice_id, customer_id, currency, billing_period_start, billing_period_end
+
+),
+
+credit_note_lines as (
+
+    {# An invoice never asks for a negative amount (DECISIONLOG D35): when corrections
+       exceed what is due, a credit_note line brings its subtotal to zero and the excess
+       becomes a customer balance that the customer's next invoices spend
+       (int_credit_applications). #}
+    select
+        invoice_id,
+        'ili_' || left(md5(invoice_id || '|credit_note'), 20) as invoice_line_item_id,
+        customer_id,
+        cast(null as varchar) as subscription_id,
+        cast(null as varchar) as plan_id,
+        cast(null as varchar) as charge_id,
+        cast(null as varchar) as meter_id,
+        cast(null as varchar) as dimension_value,
+        'credit_note' as line_type,
+        6 as line_order,
+        cast(null as varchar) as charge_model,
+        cast(null as integer) as tier,
+        'Credit note: ' || cast(-subtotal_amount as varchar) || ' ' || currency
+        || ' carried to the customer balance' as description,
+        currency,
+        cast(null as decimal(38, 9)) as quantity,
+        cast(null as decimal(38, 13)) as unit_price,
+        -subtotal_amount as amount,
+        cast(null as bigint) as event_count,
+        billing_period_start,
+        billing_period_end,
+        cast(null as date) as source_period_start
+    from invoice_subtotals
+    where subtotal_amount < 0
+
+),
+
+all_invoice_lines as (
+
+    select * from lines_with_invoice_keys
+    union all
+    select * from credit_note_lines
+
 )
 
-select * from lines_with_invoice_keys
+select * from all_invoice_lines

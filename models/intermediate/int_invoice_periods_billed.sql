@@ -2,27 +2,19 @@
     Which customer periods are already billed on a finalized invoice, and up to which landed
     file their usage was seen: the period's own invoice, or a later one that carried
     adjustments for it. Events landed after that file are late usage (DESIGN 6.5).
-    Read from the ledger as previous builds left it.
+    Read from the ledger as the previous build left it (source `ledger`).
 #}
 with
 
 finalized_invoices as (
 
-    {{ finalized_ledger('fct_invoices_finalized', {
-        'invoice_id': 'varchar',
-        'customer_id': 'varchar',
-        'billing_period_start': 'date',
-        'billed_through_file_id': 'bigint',
-    }) }}
+    select * from {{ source('ledger', 'fct_invoices_finalized') }}
 
 ),
 
 finalized_lines as (
 
-    {{ finalized_ledger('fct_invoice_line_items_finalized', {
-        'invoice_id': 'varchar',
-        'source_period_start': 'date',
-    }) }}
+    select * from {{ source('ledger', 'fct_invoice_line_items_finalized') }}
 
 ),
 

@@ -31,6 +31,27 @@ discounts as (
 
 ),
 
+charges_rated as (
+
+    select * from {{ ref('int_charges_rated') }}
+
+),
+
+holds as (
+
+    {# A customer whose usage or a line goes beyond the supported ranges (README) is not
+       rated on a guess: all their open invoices are held (never finalized) until the
+       input is fixed, and every other customer is billed as usual (DECISIONLOG D33). #}
+    select
+        customer_id,
+        'beyond the supported range: charge ' || min(charge_id) || ' in '
+        || strftime(min(billing_period_start), '%Y-%m') as hold_reason
+    from charges_rated
+    where is_out_of_range
+    group by customer_id
+
+),
+
 lines_per_invoice as (
 
     select
@@ -112,6 +133,7 @@ invoices_calculated as (
         ) }} as tax_amount,
         customers.tax_rate,
         lines_per_invoice.line_item_count,
+        holds.hold_reason,
         ---------- dates
         lines_per_invoice.billing_period_start,
         lines_per_invoice.billing_period_end,
@@ -125,6 +147,8 @@ invoices_calculated as (
         on lines_per_invoice.customer_id = customers.customer_id
     inner join currencies
         on lines_per_invoice.currency = currencies.currency
+    left join holds
+        on lines_per_invoice.customer_id = holds.customer_id
 
 )
 

@@ -1,6 +1,8 @@
 {#
-    Open invoices with the credit grants they spend (int_credit_applications) and the
-    amount due: total = subtotal - discount + tax - credits, never below zero.
+    Open invoices with the credit grants and customer balance they spend
+    (int_credit_applications) and the amount due: total = subtotal - discount + tax -
+    credits, never below zero (a negative subtotal became a credit note line). `is_due`:
+    this build finalizes the invoice (grace passed at `as_of`, not held).
 #}
 with
 
@@ -42,6 +44,11 @@ invoices_credited as (
         invoices_calculated.billing_period_start,
         invoices_calculated.billing_period_end,
         invoices_calculated.finalizes_at,
+        invoices_calculated.hold_reason,
+        invoices_calculated.hold_reason is null
+        and {{ is_due_for_finalization(
+            'invoices_calculated.finalizes_at', 'invoices_calculated.billing_period_start'
+        ) }} as is_due,
         cast(coalesce(credits_per_invoice.credits_applied_amount, 0) as decimal(38, 4))
             as credits_applied_amount,
         cast(

@@ -1,19 +1,53 @@
 {#
     Each credit grant's balance after each invoice that spent from it: finalized invoices
     from the ledger, open ones as they stand at `as_of`. A grant never spent has one row
-    with no invoice, at its full amount.
+    with no invoice, at its full amount. Credit notes (DECISIONLOG D35) are balances like
+    grants: `cn_` + the issuing invoice, in force from its period end, spent first.
 #}
 with
 
-credit_grants as (
+seeded_grants as (
 
     select * from {{ ref('credit_grants') }}
 
 ),
 
+line_items as (
+
+    select * from {{ ref('fct_invoice_line_items') }}
+
+),
+
+credit_grants as (
+
+    select
+        grant_id,
+        customer_id,
+        currency,
+        amount,
+        granted_on,
+        expires_on,
+        priority
+    from seeded_grants
+    union all
+    select
+        'cn_' || invoice_id as grant_id,
+        customer_id,
+        currency,
+        amount,
+        billing_period_end as granted_on,
+        cast(null as date) as expires_on,
+        {{ credit_note_priority() }} as priority
+    from line_items
+    where line_type = 'credit_note'
+
+),
+
 ledger_applications as (
 
-    select * from {{ ref('fct_credit_applications_finalized') }}
+    {{ ledger_after_this_build(
+        'fct_credit_applications_finalized', 'int_credit_applications_finalizing'
+    ) }}
 
 ),
 

@@ -6,7 +6,9 @@ with
 
 ledger_lines as (
 
-    select * from {{ ref('fct_invoice_line_items_finalized') }}
+    {{ ledger_after_this_build(
+        'fct_invoice_line_items_finalized', 'int_invoice_lines_finalizing'
+    ) }}
 
 ),
 
@@ -59,7 +61,7 @@ line_items_typed as (
         is_finalized,
         ---------- numerics
         cast(quantity as decimal(38, 9)) as quantity,
-        cast(unit_price as decimal(18, 9)) as unit_price,
+        cast(unit_price as decimal(38, 13)) as unit_price,
         cast(amount as decimal(38, 4)) as amount,
         cast(event_count as bigint) as event_count,
         ---------- dates

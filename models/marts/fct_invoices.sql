@@ -2,13 +2,16 @@
     One invoice per customer and billing period with an active subscription: finalized
     invoices from the append-only ledger, exactly as they were finalized, and draft invoices
     as they stand at `as_of`. A draft has no invoice number yet; it gets one when it is
-    finalized (period end + the customer's grace hours).
+    finalized (period end + the customer's grace hours). "Finalized" means finalized once
+    this build's one ledger transaction commits (macro ledger_after_this_build).
 #}
 with
 
 ledger_invoices as (
 
-    select * from {{ ref('fct_invoices_finalized') }}
+    {{ ledger_after_this_build(
+        'fct_invoices_finalized', 'int_invoices_finalizing'
+    ) }}
 
 ),
 
@@ -37,7 +40,8 @@ finalized as (
         tax_rate,
         'finalized' as status,
         finalized_at,
-        line_item_count
+        line_item_count,
+        cast(null as varchar) as hold_reason
     from ledger_invoices
 
 ),
@@ -61,7 +65,8 @@ drafts as (
         tax_rate,
         'draft' as status,
         cast(null as timestamp) as finalized_at,
-        line_item_count
+        line_item_count,
+        hold_reason
     from open_invoices
     where invoice_id not in (select finalized.invoice_id from finalized)
 

@@ -10,7 +10,10 @@ with
 
 routed_events as (
 
+    {# Rows of a withdrawn file count as never received (DECISIONLOG D38): the producer's
+       corrected resend is what it reports. #}
     select * from {{ ref('stg_events__routed_events') }}
+    where event_status != 'withdrawn'
 
 ),
 

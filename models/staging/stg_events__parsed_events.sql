@@ -2,7 +2,8 @@
     Every raw row parsed and validated on its own: typed fields, the timestamp in UTC, and
     the first rule the row breaks (its quarantine reason), or none. One row per raw row.
     Only row-local work happens here (dedupe is the next model), so this model can become
-    incremental by `file_id` without a rewrite.
+    incremental by `file_id` without a rewrite. Numbers reach the values exactly as written,
+    never rounded by a double (DECISIONLOG D39).
 #}
 with
 
@@ -44,6 +45,22 @@ json_checked as (
 
 ),
 
+exact_lines as (
+
+    {# The line with its numbers made exact (json_numbers_as_text: a number a double cannot
+       hold becomes a string of its text): fields and properties are read from it; JSON
+       types and keys from the line as sent. #}
+    select
+        *,
+        case when is_json_object then {{ json_numbers_as_text('raw_line') }} end as exact_line,
+        coalesce(is_json_object and {{ needs_exact_numbers('raw_line') }}, false)
+            as line_needs_exact_numbers,
+        case when is_json_object then json_type(raw_line, '$.event_id') end as event_id_type,
+        case when is_json_object then json_keys(raw_line) end as top_level_keys
+    from json_checked
+
+),
+
 fields_extracted as (
 
     select
@@ -51,7 +68,10 @@ fields_extracted as (
         file_id,
         file_name,
         line_number,
-        nullif(top_level_fields[1], '') as event_id,
+        {# A blank or all-whitespace id names no event: it is missing (DECISIONLOG D40). #}
+        case
+            when not regexp_full_match(top_level_fields[1], '\s*') then top_level_fields[1]
+        end as event_id,
         nullif(top_level_fields[2], '') as customer_id,
         nullif(top_level_fields[3], '') as event_type,
         nullif(top_level_fields[4], '') as reverses_event_id,
@@ -61,6 +81,9 @@ fields_extracted as (
         is_json_object,
         nullif(top_level_fields[5], '') as timestamp_text,
         properties_raw,
+        event_id_type,
+        top_level_keys,
+        line_needs_exact_numbers,
         ---------- timestamps
         loaded_at
     from (
@@ -71,7 +94,7 @@ fields_extracted as (
                 when is_json_object
                     then
                         json_extract_string(
-                            raw_line,
+                            exact_line,
                             [
                                 '$.event_id',
                                 '$.customer_id',
@@ -81,8 +104,8 @@ fields_extracted as (
                             ]
                         )
             end as top_level_fields,
-            case when is_json_object then raw_line -> '$.properties' end as properties_raw
-        from json_checked
+            case when is_json_object then exact_line -> '$.properties' end as properties_raw
+        from exact_lines
     ) as json_lines
 
 ),
@@ -98,15 +121,20 @@ fields_typed as (
             when
                 json_type(properties_raw) = 'VARCHAR'
                 and coalesce(json_valid(properties_raw ->> '$'), false)
-                then json(properties_raw ->> '$')
+                then json({{ json_numbers_as_text(
+                    "properties_raw ->> '$'", 'line_needs_exact_numbers'
+                ) }})
             else properties_raw
         end as properties,
-        {# RFC 3339 demands an explicit offset; a bare local time is ambiguous, so invalid. #}
+        {# RFC 3339 demands an explicit offset; a bare local time is ambiguous, so invalid.
+           Hours run 00-23 and offsets to +-23:59 (RFC 3339): DuckDB's cast would take hour
+           24 and offsets like +99:59 and move the event by days (DECISIONLOG D40). #}
         case
             when
                 regexp_full_match(
                     timestamp_text,
-                    '\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})'
+                    '\d{4}-\d{2}-\d{2}[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?'
+                    || '([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)'
                 )
                 then timezone('UTC', try_cast(timestamp_text as timestamptz))
         end as event_at
@@ -114,70 +142,110 @@ fields_typed as (
 
 ),
 
-value_checks as (
+keys_checked as (
 
-    {# One row per event and meter that reads a value from it: the value must be there, and
-       numeric unless the meter counts distinct values. A reversal's properties are ignored
-       (DESIGN 6.5), so reversals are not checked. #}
+    {# Two values under one key are ambiguous (DuckDB reads the first, most parsers the
+       last), so the event is quarantined, at the top level and inside `properties`. #}
     select
-        fields_typed.file_id,
-        fields_typed.line_number,
-        bool_or(
-            json_extract_string(
-                fields_typed.properties, '$."' || meters.value_property || '"'
-            ) is null
-        ) as is_missing_value,
-        bool_or(
-            meters.aggregation != 'unique_count'
-            and try_cast(
-                json_extract_string(
-                    fields_typed.properties, '$."' || meters.value_property || '"'
-                ) as decimal(38, 9)
-            ) is null
-        ) as is_non_numeric_value
+        *,
+        coalesce(
+            len(top_level_keys) != len(list_distinct(top_level_keys))
+            or (
+                json_type(properties) = 'OBJECT'
+                and len(json_keys(properties)) != len(list_distinct(json_keys(properties)))
+            ),
+            false
+        ) as has_duplicate_key
     from fields_typed
+
+),
+
+meter_values as (
+
+    {# One row per event and meter that reads a value from it, with the value's exact text.
+       A reversal's properties are ignored (DESIGN 6.5), so reversals are not checked. #}
+    select
+        keys_checked.file_id,
+        keys_checked.line_number,
+        meters.aggregation,
+        json_extract_string(
+            keys_checked.properties, '$."' || meters.value_property || '"'
+        ) as value_text
+    from keys_checked
     inner join meters
-        on fields_typed.event_type = meters.event_type
+        on keys_checked.event_type = meters.event_type
     where
         meters.value_property is not null
-        and fields_typed.reverses_event_id is null
-        and fields_typed.is_json_object
-        and json_type(fields_typed.properties) = 'OBJECT'
-    group by fields_typed.file_id, fields_typed.line_number
+        and keys_checked.reverses_event_id is null
+        and keys_checked.is_json_object
+        and json_type(keys_checked.properties) = 'OBJECT'
+
+),
+
+value_checks as (
+
+    {# The value must be there, and numeric unless the meter counts distinct values; a
+       numeric value must lie in the supported range (|value| < 10^15: DECISIONLOG D39), so
+       nothing downstream can overflow. One with more than 9 decimal places is read
+       rounded to 9 (half away from zero), and flagged. #}
+    select
+        file_id,
+        line_number,
+        bool_or(value_text is null) as is_missing_value,
+        bool_or(
+            aggregation != 'unique_count' and not {{ is_numeric_text('value_text') }}
+        ) as is_non_numeric_value,
+        bool_or(
+            aggregation != 'unique_count'
+            and {{ is_numeric_text('value_text') }}
+            and not {{ is_in_supported_range('value_text') }}
+        ) as is_out_of_range_value,
+        bool_or(
+            aggregation != 'unique_count'
+            and {{ is_numeric_text('value_text') }}
+            and {{ decimal_places_needed('value_text') }} > 9
+        ) as has_rounded_value
+    from meter_values
+    group by file_id, line_number
 
 ),
 
 validated as (
 
     select
-        fields_typed.*,
+        keys_checked.*,
         case
-            when fields_typed.has_encoding_error then 'invalid_encoding'
-            when not fields_typed.is_json_object then 'malformed_json'
-            when fields_typed.event_id is null then 'missing_event_id'
-            when fields_typed.customer_id is null then 'missing_customer_id'
-            when fields_typed.event_type is null then 'missing_event_type'
-            when fields_typed.timestamp_text is null then 'missing_timestamp'
-            when fields_typed.event_at is null then 'invalid_timestamp'
+            when keys_checked.has_encoding_error then 'invalid_encoding'
+            when not keys_checked.is_json_object then 'malformed_json'
+            when keys_checked.has_duplicate_key then 'duplicate_key'
+            when keys_checked.event_id is null then 'missing_event_id'
+            {# The contract's id is a string: 123 and "123" must not name one event. #}
+            when keys_checked.event_id_type != 'VARCHAR' then 'invalid_event_id'
+            when keys_checked.customer_id is null then 'missing_customer_id'
+            when keys_checked.event_type is null then 'missing_event_type'
+            when keys_checked.timestamp_text is null then 'missing_timestamp'
+            when keys_checked.event_at is null then 'invalid_timestamp'
             when
-                fields_typed.event_at > {{ as_of_timestamp() }}
+                keys_checked.event_at > {{ as_of_timestamp() }}
                 + to_minutes(cast({{ var('future_tolerance_minutes') }} as bigint))
                 then 'future_timestamp'
             when customers.customer_id is null then 'unknown_customer'
             when event_types.event_type is null then 'unknown_event_type'
-            when json_type(fields_typed.properties) != 'OBJECT' then 'invalid_properties'
+            when json_type(keys_checked.properties) != 'OBJECT' then 'invalid_properties'
             when value_checks.is_missing_value then 'missing_value'
             when value_checks.is_non_numeric_value then 'non_numeric_value'
-        end as quarantine_reason
-    from fields_typed
+            when value_checks.is_out_of_range_value then 'value_out_of_range'
+        end as quarantine_reason,
+        coalesce(value_checks.has_rounded_value, false) as has_rounded_value
+    from keys_checked
     left join customers
-        on fields_typed.customer_id = customers.customer_id
+        on keys_checked.customer_id = customers.customer_id
     left join event_types
-        on fields_typed.event_type = event_types.event_type
+        on keys_checked.event_type = event_types.event_type
     left join value_checks
         on
-            fields_typed.file_id = value_checks.file_id
-            and fields_typed.line_number = value_checks.line_number
+            keys_checked.file_id = value_checks.file_id
+            and keys_checked.line_number = value_checks.line_number
 
 ),
 
@@ -202,6 +270,7 @@ final as (
             json_array(customer_id, event_type, event_at, properties, reverses_event_id)::varchar
         ) as payload_hash,
         quarantine_reason,
+        has_rounded_value,
         ---------- timestamps
         event_at,
         event_at::date as event_date,

@@ -1,11 +1,12 @@
 {#
-    Every raw row routed to exactly one of accepted, duplicate or quarantined. Among the rows
-    that passed validation, the first arrival of an `event_id` (by file, then line) wins; a
-    later copy with the same payload is a duplicate, a later copy with another payload is an
-    `idempotency_conflict`. Then reversals (DESIGN 6.5) are checked against the accepted
-    usage events: a reversal of an unknown event, of an event already reversed, or of another
-    customer's or event type's event is quarantined. The conservation of raw rows is tested
-    on this model.
+    Every raw row routed to exactly one of accepted, duplicate, quarantined or withdrawn.
+    Rows of a file withdrawn with `billing withdraw` are `withdrawn` and take no further part
+    (DECISIONLOG D38). Among the other rows that passed validation, the first arrival of an
+    `event_id` (by file, then line) wins; a later copy with the same payload is a duplicate,
+    a later copy with another payload is an `idempotency_conflict`. Then reversals
+    (DESIGN 6.5) are checked against the accepted usage events: a reversal of an unknown
+    event, of an event already reversed, or of another customer's or event type's event is
+    quarantined. The conservation of raw rows is tested on this model.
 #}
 with
 
@@ -15,18 +16,38 @@ parsed_events as (
 
 ),
 
+withdrawn_files as (
+
+    select * from {{ source('raw', 'withdrawn_files') }}
+
+),
+
+events_with_withdrawals as (
+
+    select
+        parsed_events.*,
+        withdrawn_files.file_id is not null as is_withdrawn,
+        {# Only valid rows of files still standing claim an event_id: a broken or withdrawn
+           first copy must not block a good resend. #}
+        parsed_events.quarantine_reason is null
+        and withdrawn_files.file_id is null as claims_event_id
+    from parsed_events
+    left join withdrawn_files
+        on parsed_events.file_id = withdrawn_files.file_id
+
+),
+
 ranked_by_arrival as (
 
     select
         *,
-        {# Invalid rows never claim an event_id: a broken first copy must not block a good one. #}
         row_number() over arrival as arrival_rank,
         first_value(payload_hash) over arrival as first_payload_hash,
         first_value(file_name) over arrival as first_file_name,
         first_value(line_number) over arrival as first_line_number
-    from parsed_events
+    from events_with_withdrawals
     window arrival as (
-        partition by event_id, quarantine_reason is null
+        partition by event_id, claims_event_id
         order by file_id, line_number
     )
 
@@ -46,18 +67,24 @@ deduplicated as (
         reverses_event_id,
         ---------- routing
         case
+            when is_withdrawn then 'withdrawn'
             when quarantine_reason is not null then 'quarantined'
             when arrival_rank = 1 then 'accepted'
             when payload_hash = first_payload_hash then 'duplicate'
             else 'quarantined'
         end as event_status,
         case
+            when is_withdrawn then null
             when quarantine_reason is not null then quarantine_reason
             when arrival_rank > 1 and payload_hash != first_payload_hash
                 then 'idempotency_conflict'
         end as quarantine_reason,
-        case when arrival_rank > 1 then first_file_name end as first_arrival_file_name,
-        case when arrival_rank > 1 then first_line_number end as first_arrival_line_number,
+        case
+            when not is_withdrawn and arrival_rank > 1 then first_file_name
+        end as first_arrival_file_name,
+        case
+            when not is_withdrawn and arrival_rank > 1 then first_line_number
+        end as first_arrival_line_number,
         ---------- payload
         raw_line,
         properties,

@@ -17,8 +17,10 @@ from orchestration.settings import PROJECT_DIR, load_settings
 
 LAYER_PREFIXES = {"staging": ("stg_",), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
 HARD_CODED_RELATION = re.compile(
-    r"\b(from|join)\s+(raw|staging|intermediate|marts|reference)\.", re.I
+    r"\b(from|join)\s+(raw|staging|intermediate|marts|reference|ledger)\.", re.I
 )
+# The previous build's ledger is read through source('ledger', ...), never looked up.
+RELATION_LOOKUP = re.compile(r"adapter\.get_relation|information_schema", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +76,38 @@ def test_marts_enforce_contracts(manifest):
             assert node["config"]["contract"]["enforced"], node["name"]
 
 
-def test_only_staging_reads_sources(manifest):
+def test_only_staging_reads_raw_sources(manifest):
     for node in models(manifest):
         if node["depends_on"]["nodes"] and layer(node) not in {"staging"}:
-            sources = [d for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+            sources = [
+                d for d in node["depends_on"]["nodes"] if d.startswith("source.billing.raw.")
+            ]
             allowed = node["name"] == "fct_landed_files"  # the landing ledger is itself raw
             assert not sources or allowed, node["name"]
+
+
+def test_the_ledger_is_read_as_a_source(manifest):
+    """The build's one loop (ledger -> rating -> ledger) shows in lineage: every model that
+    needs the previous build's ledger depends on source `ledger`, none looks it up."""
+    readers = sorted(
+        node["name"]
+        for node in models(manifest)
+        if any(d.startswith("source.billing.ledger.") for d in node["depends_on"]["nodes"])
+    )
+    assert readers == [
+        "fct_credit_balances",
+        "fct_credit_notes",
+        "fct_invoice_line_items",
+        "fct_invoices",
+        "int_credit_applications",
+        "int_invoice_periods_billed",
+        "int_invoices_finalizing",
+    ]
+    project_macros = [m for m in manifest["macros"].values() if m["package_name"] == "billing"]
+    for node in [*manifest["nodes"].values(), *project_macros]:
+        if node["resource_type"] in {"model", "test", "macro"}:
+            code = node.get("raw_code") or node.get("macro_sql", "")
+            assert not RELATION_LOOKUP.search(code), node["name"]
 
 
 def test_no_hard_coded_relations(manifest):

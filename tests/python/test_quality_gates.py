@@ -2,37 +2,53 @@
 
 A clean generated dataset passes every gate. Each broken dataset (a copy of the clean
 warehouse, broken one way) fails exactly the gate that guards against it and raises exactly
-one alert, which arrives once at the webhook and once by e-mail, and never again.
+one alert, which arrives once at the webhook and once by e-mail, and never again; a negative
+usage day only warns; a scope without rows is NO DATA, never PASS. Sinks: a misconfigured
+webhook is one line without its secret, and an SMTP password never travels without TLS.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
 from datetime import date
+from decimal import Decimal
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import duckdb
+import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from conftest import free_port, generate_and_build, query
 
-from orchestration.alerts import alerts_from_report, raise_alerts
-from orchestration.build import build
+from orchestration.alerts import (
+    alerts_from_report,
+    raise_alerts,
+    redact,
+    redact_url,
+    webhook_problem,
+)
+from orchestration.build import BuildError, build
 from orchestration.generate import GenerateOptions
 from orchestration.ingest import ingest_files
-from orchestration.quality import Scope, data_range, run_quality
-from orchestration.settings import Settings
+from orchestration.quality import QualityReport, Scope, data_range, run_quality
+from orchestration.settings import PROJECT_DIR, Settings
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
     events=6_000, customers=10, months=2, first_month=date(2026, 9, 1), seed=5, spikes=1
 )
 SEPTEMBER = Scope.period(date(2026, 9, 1))
+# The alerts a test raises itself: the build that made the warehouse may have stored the
+# clean data's usage anomaly already.
+RAISED_HERE = "where alert_kind in ('quality_gate', 'quality_warning')"
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +57,16 @@ def clean(workspace, tmp_path_factory):
 
 
 class Receivers:
-    """A webhook receiver and an SMTP server on 127.0.0.1, recording what they get."""
+    """A webhook receiver and an SMTP server on 127.0.0.1, recording what they get.
 
-    def __init__(self) -> None:
+    With `tls_context` the SMTP server offers STARTTLS; with `accept_login` it accepts
+    AUTH LOGIN/PLAIN from anyone (recording the credentials), with or without TLS.
+    """
+
+    def __init__(self, tls_context=None, accept_login: bool = False) -> None:
         self.posts: list[dict] = []
         self.mails: list = []
+        self.logins: list[tuple[str, str]] = []
         received = self.posts
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,8 +88,21 @@ class Receivers:
                 mails.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
                 return "250 OK"
 
+        logins = self.logins
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            logins.append((auth_data.login.decode(), auth_data.password.decode()))
+            return AuthResult(success=True)
+
         self.smtp_port = free_port()
-        self.smtp = Controller(Mailbox(), hostname="127.0.0.1", port=self.smtp_port)
+        self.smtp = Controller(
+            Mailbox(),
+            hostname="127.0.0.1",
+            port=self.smtp_port,
+            tls_context=tls_context,
+            authenticator=authenticator if accept_login else None,
+            auth_require_tls=tls_context is not None,
+        )
         self.smtp.start()
 
     def environment(self) -> dict:
@@ -187,7 +221,7 @@ def test_a_duplicated_invoice_fails_the_invoice_gate(clean, workspace, tmp_path,
     )
     assert (len(again.new), len(again.repeated)) == (0, 1)
     assert (len(receivers.posts), len(receivers.mails)) == (1, 1)
-    assert query(copy, "select times_seen, delivered_to from ops.alerts") == [
+    assert query(copy, "select times_seen, delivered_to from ops.alerts " + RAISED_HERE) == [
         (2, ["webhook", "email"])
     ]
 
@@ -229,28 +263,38 @@ def test_an_invoice_in_the_wrong_currency_fails_the_invoice_gate(
     assert "currency" in receivers.posts[0]["alert"]["details"][0]
 
 
+FLOOD_DUPLICATES = 90
+
+
 @pytest.fixture(scope="module")
 def flooded(clean, workspace, tmp_path_factory):
-    """The clean data plus a flood of bad lines on one day and a wrong producer count on
-    another, rebuilt in a copy of the warehouse."""
+    """The clean data plus a file on one day that is a quarter bad (90 harmless resends of
+    the day's events, 25 lines of an unknown customer, 5 of an unknown event type) and a
+    wrong producer count on another day, rebuilt in a copy of the warehouse."""
     root = tmp_path_factory.mktemp("flooded")
     settings = Settings(root / "warehouse.duckdb", root / "landing", workspace.seeds_dir)
     shutil.copyfile(workspace.warehouse, settings.warehouse)
     settings.landing_dir.mkdir()
+    resent = query(
+        workspace.warehouse,
+        "select raw_line from staging.stg_events__routed_events where event_status = "
+        "'accepted' and event_date = '2026-10-07' order by event_id limit ?",
+        [FLOOD_DUPLICATES],
+    )
+    assert len(resent) == FLOOD_DUPLICATES
+    bad = [
+        {
+            "event_id": f"flood_{n}",
+            "customer_id": "cust_unknown" if n < 25 else "cust_0001",
+            "event_type": "api_call" if n < 25 else "api_cal",
+            "timestamp": f"2026-10-07T{n % 24:02d}:00:00Z",
+        }
+        for n in range(30)
+    ]
     flood = settings.landing_dir / "events-flood.jsonl"
     flood.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "event_id": f"flood_{n}",
-                    "customer_id": "cust_unknown",
-                    "event_type": "api_call",
-                    "timestamp": f"2026-10-07T{n % 24:02d}:00:00Z",
-                }
-            )
-            + "\n"
-            for n in range(400)
-        )
+        "".join(line + "\n" for (line,) in resent)
+        + "".join(json.dumps(event) + "\n" for event in bad)
     )
     (customer_id, event_type, reported) = query(
         workspace.warehouse,
@@ -263,24 +307,57 @@ def flooded(clean, workspace, tmp_path_factory):
         f"2026-10-08,{customer_id},{event_type},{reported + 7}\n"
     )
     ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
-    build(settings, AS_OF)
+    try:
+        build(settings, AS_OF)
+    except BuildError as error:
+        # A build that applies the blocking gates stops here, after dbt built the marts.
+        assert str(error).startswith("quality gates failed"), error
     return settings, customer_id
 
 
-def test_a_quarantine_flood_fails_the_staged_events_gate(flooded, receivers):
+def test_a_quarantine_flood_names_its_quarantined_lines_share_and_reasons(flooded, receivers):
     settings, _ = flooded
     report = run_quality(settings.warehouse, Scope.day(date(2026, 10, 7)))
     assert failed_suites(report) == ["staged_events"]
     assert failed_rules(report) == ["expect_column_values_to_be_between(file_quarantine_share"]
     (failure,) = [f for result in report.results for f in result.failures]
-    # Exactly the flood file's rows fail: the day's ordinary files are fine.
-    assert failure.unexpected_count == 400
-    assert {row["file_name"] for row in failure.rows} == {"events-flood.jsonl"}
-    raised = raise_alerts(settings.warehouse, alerts_from_report(report), receivers.environment())
-    assert [(a.check_name, a.severity, a.scope) for a in raised.new] == [
-        ("staged_events", "error", "2026-10-07")
+    staged = query(
+        settings.warehouse,
+        "select count(*) from staging.stg_events__routed_events "
+        "where coalesce(event_date, cast(loaded_at as date)) = '2026-10-07'",
+    )[0][0]
+    # Exactly the file's quarantined lines fail: not its 90 good lines, not other files.
+    assert (failure.unexpected_count, failure.element_count) == (30, staged)
+    assert failure.rows == [
+        {
+            "reconciliation_date": "2026-10-07",
+            "file_name": "events-flood.jsonl",
+            "line_number": line,
+            "customer_id": "cust_unknown",
+            "quarantine_reason": "unknown_customer",
+        }
+        for line in range(FLOOD_DUPLICATES + 1, FLOOD_DUPLICATES + 21)
     ]
+    note = (
+        "events-flood.jsonl: 30 of 120 lines quarantined (25.0%, more than 5%); "
+        "reasons: unknown_customer 25, unknown_event_type 5"
+    )
+    assert failure.notes == [note]
+    raised = raise_alerts(settings.warehouse, alerts_from_report(report), receivers.environment())
+    (alert,) = raised.new
+    assert (alert.check_name, alert.severity, alert.scope, alert.affected_rows) == (
+        "staged_events",
+        "error",
+        "2026-10-07",
+        30,
+    )
+    assert alert.summary == (
+        "quality gate staged_events failed for 2026-10-07: quarantined lines in a landed "
+        f"file over the 5% quarantine limit (30 of {staged:,} rows); {note}"
+    )
+    assert alert.details[1] == note
     assert (len(receivers.posts), len(receivers.mails)) == (1, 1)
+    assert receivers.posts[0]["text"] == f"[ERROR] {alert.summary}"
 
 
 def test_a_producer_count_that_does_not_match_fails_reconciliation(flooded, receivers):
@@ -306,7 +383,9 @@ def test_alerts_are_stored_but_sent_nowhere_without_sinks(clean, workspace, tmp_
     report = run_quality(copy, SEPTEMBER)
     raised = raise_alerts(copy, alerts_from_report(report), environment={})
     assert ([a.check_name for a in raised.new], raised.delivery_errors) == (["invoices"], [])
-    assert query(copy, "select delivered_to, delivery_errors from ops.alerts") == [([], [])]
+    assert query(copy, "select delivered_to, delivery_errors from ops.alerts " + RAISED_HERE) == [
+        ([], [])
+    ]
 
 
 def test_an_unreachable_sink_is_reported_not_fatal(clean, workspace, tmp_path):
@@ -322,7 +401,7 @@ def test_an_unreachable_sink_is_reported_not_fatal(clean, workspace, tmp_path):
     )
     assert len(raised.new) == 1
     assert len(raised.delivery_errors) == 1 and raised.delivery_errors[0].startswith("webhook:")
-    stored = query(copy, "select delivered_to, len(delivery_errors) from ops.alerts")
+    stored = query(copy, "select delivered_to, len(delivery_errors) from ops.alerts " + RAISED_HERE)
     assert stored == [([], 1)]
 
 
@@ -348,3 +427,273 @@ def test_alerts_are_still_sent_when_the_warehouse_is_locked(clean, workspace, tm
         holder.wait()
     assert [a.check_name for a in raised.new] == ["invoices"]
     assert (len(receivers.posts), len(receivers.mails)) == (1, 1)
+
+
+def test_a_negative_usage_day_is_a_warning_not_a_failed_gate(clean, workspace, tmp_path, receivers):
+    day = date(2026, 10, 7)
+    assert clean["spikes"][0]["date"] != day.isoformat()
+    customer_id, meter_id = query(
+        workspace.warehouse,
+        "select customer_id, meter_id from marts.fct_usage_daily where usage_date = ? "
+        "order by customer_id, meter_id limit 1",
+        [day],
+    )[0]
+    # A producer's corrections larger than the day's usage (DESIGN 6.3).
+    copy = broken_copy(
+        workspace,
+        tmp_path,
+        [
+            f"update marts.fct_usage_daily set quantity = -3 where usage_date = '{day}' "
+            f"and customer_id = '{customer_id}' and meter_id = '{meter_id}'"
+        ],
+    )
+    (day_rows,) = query(
+        copy, "select count(*) from marts.fct_usage_daily where usage_date = ?", [day]
+    )[0]
+    report = run_quality(copy, Scope.day(day))
+    assert report.passed, report.describe()
+    (usage,) = [result for result in report.results if result.suite == "daily_usage"]
+    assert (usage.status(), usage.failures, len(usage.warnings)) == ("PASS", [], 1)
+    assert usage.warnings[0].rows == [
+        {"usage_date": day.isoformat(), "customer_id": customer_id, "meter_id": meter_id}
+    ]
+    assert usage.describe().splitlines()[0] == (
+        f"PASS daily_usage 2026-10-07 (6 expectations, {day_rows} rows, 1 warning)"
+    )
+    alerts = alerts_from_report(report)
+    assert [(a.alert_kind, a.check_name, a.severity, a.customers, a.scope) for a in alerts] == [
+        ("quality_warning", "daily_usage", "warning", (customer_id,), "2026-10-07")
+    ]
+    summary = (
+        "quality warning from daily_usage for 2026-10-07: negative net usage on a day "
+        "(corrections larger than the usage; a period that ends negative is billed as 0) "
+        f"(1 of {day_rows} rows)"
+    )
+    assert alerts[0].summary == summary
+    raised = raise_alerts(copy, alerts, receivers.environment())
+    assert (len(raised.new), raised.delivery_errors) == (1, [])
+    assert [post["text"] for post in receivers.posts] == [f"[WARNING] {summary}"]
+    assert query(copy, "select alert_kind, severity, summary from ops.alerts " + RAISED_HERE) == [
+        ("quality_warning", "warning", summary)
+    ]
+
+
+def test_a_scope_without_data_is_no_data_not_a_pass(clean, workspace):
+    report = run_quality(workspace.warehouse, Scope.period(date(2030, 1, 1)))
+    assert (report.passed, report.found_data, report.checked_rows) == (True, False, 0)
+    assert report.empty_suites == ["invoices", "usage_tie_out"]
+    assert report.describe() == (
+        "NO DATA invoices 2030-01: no invoices or active subscriptions to check\n"
+        "NO DATA usage_tie_out 2030-01: no period tie-out rows to check"
+    )
+    assert run_quality(workspace.warehouse, SEPTEMBER).found_data
+
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "quality", "--period", "2030-01"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BILLING_WAREHOUSE": str(workspace.warehouse)},
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert result.stdout == report.describe() + "\n"
+    assert result.stderr.splitlines() == [
+        "billing quality: error: nothing to check for 2030-01: no invoices or active "
+        "subscriptions, no period tie-out rows (is the scope right, and built?)"
+    ]
+
+
+def test_a_flat_history_spike_says_no_spread_not_nan():
+    spike = pd.DataFrame(
+        {
+            "usage_date": [pd.Timestamp("2026-10-07")],
+            "customer_id": ["cust_0001"],
+            "meter_id": ["api_calls"],
+            "anomaly_rule": ["spike: >= 3x trailing mean and robust score >= 3.5"],
+            "observed_quantity": [Decimal("100")],
+            "baseline_mean": [Decimal("10")],
+            "ratio_to_mean": [10.0],
+            "robust_score": [None],
+        }
+    )
+    report = QualityReport(results=[], anomalies=spike)
+    assert report.describe().splitlines()[1] == (
+        "    2026-10-07 cust_0001 api_calls: 100 vs trailing mean 10.0 "
+        "(10.0x, no spread: every trailing day was the same)"
+    )
+    (alert,) = alerts_from_report(report)
+    assert (
+        alert.summary == "usage spike: cust_0001 api_calls on 2026-10-07, 10.0x its trailing mean"
+    )
+    assert alert.details == (
+        "100 vs trailing mean 10.0 (10.0x, no spread: every trailing day was the same); "
+        "rule: spike: >= 3x trailing mean and robust score >= 3.5",
+    )
+
+
+BAD_WEBHOOK = "hooks.example.com/T000/SECRET"
+
+
+def test_a_webhook_url_without_a_scheme_is_a_one_line_configuration_error(
+    clean, workspace, tmp_path, receivers
+):
+    copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "quality", "--period", "2026-09"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            **receivers.environment(),
+            "BILLING_WAREHOUSE": str(copy),
+            "BILLING_ALERT_WEBHOOK_URL": BAD_WEBHOOK,
+        },
+        timeout=600,
+    )
+    assert result.returncode == 1
+    error = (
+        "webhook: configuration error: BILLING_ALERT_WEBHOOK_URL must be an http:// or "
+        "https:// URL (got hooks.example.com/***)"
+    )
+    # Stored first, sent by e-mail all the same, and the secret never printed.
+    ((alert_id, check, delivered, errors),) = query(
+        copy,
+        "select alert_id, check_name, delivered_to, delivery_errors from ops.alerts " + RAISED_HERE,
+    )
+    assert (check, delivered, errors) == ("invoices", ["email"], [error])
+    assert result.stderr.splitlines() == [
+        f"alert {alert_id} not delivered: {error}",
+        "quality gates failed: invoices",
+    ]
+    for secret in ("SECRET", "T000"):
+        assert secret not in result.stdout + result.stderr
+    assert (len(receivers.posts), len(receivers.mails)) == (0, 1)
+
+
+def test_sink_errors_never_carry_secrets():
+    environment = {
+        "BILLING_ALERT_WEBHOOK_URL": "https://bot:pw1234@hooks.example.com/services/T000/B000/"
+        "SECRET?token=abcd",
+        "BILLING_ALERT_SMTP_PASSWORD": "hunter22",
+    }
+    message = (
+        "urlopen error for https://bot:pw1234@hooks.example.com/services/T000/B000/SECRET"
+        "?token=abcd; path /services/T000/B000/SECRET?token=abcd; AUTH hunter22 refused;\n"
+        "see https://example.org/some/page"
+    )
+    assert redact(message, environment) == (
+        "urlopen error for https://hooks.example.com/***; path ***; AUTH *** refused; "
+        "see https://example.org/***"
+    )
+    assert redact_url(BAD_WEBHOOK) == "hooks.example.com/***"
+    assert webhook_problem("https://hooks.example.com/services/T000") is None
+    assert webhook_problem("ftp://hooks.example.com/T000") == (
+        "configuration error: BILLING_ALERT_WEBHOOK_URL must be an http:// or https:// URL "
+        "(got ftp://hooks.example.com/***)"
+    )
+
+
+def mail_environment(receivers, **extra) -> dict:
+    """The receivers' e-mail sink only, with SMTP credentials."""
+    environment = receivers.environment()
+    del environment["BILLING_ALERT_WEBHOOK_URL"]
+    return {
+        **environment,
+        "BILLING_ALERT_SMTP_USER": "billing",
+        "BILLING_ALERT_SMTP_PASSWORD": "hunter22",
+        **extra,
+    }
+
+
+@pytest.fixture
+def login_receivers():
+    """Receivers whose SMTP server accepts a login without TLS, as a careless relay does."""
+    running = Receivers(accept_login=True)
+    yield running
+    running.stop()
+
+
+def test_a_smtp_password_is_never_sent_without_tls(clean, workspace, tmp_path, login_receivers):
+    copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
+    report = run_quality(copy, SEPTEMBER)
+    raised = raise_alerts(copy, alerts_from_report(report), mail_environment(login_receivers))
+    assert raised.delivery_errors == [
+        "email: the SMTP server does not offer STARTTLS, and a password is never sent in "
+        "plain text (set BILLING_ALERT_SMTP_ALLOW_PLAINTEXT=1 to allow it)"
+    ]
+    assert (login_receivers.logins, login_receivers.mails) == ([], [])
+    assert query(copy, "select delivered_to, delivery_errors from ops.alerts " + RAISED_HERE) == [
+        ([], raised.delivery_errors)
+    ]
+
+
+def test_a_smtp_password_goes_in_plain_text_only_when_allowed(
+    clean, workspace, tmp_path, login_receivers
+):
+    copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
+    report = run_quality(copy, SEPTEMBER)
+    environment = mail_environment(login_receivers, BILLING_ALERT_SMTP_ALLOW_PLAINTEXT="1")
+    raised = raise_alerts(copy, alerts_from_report(report), environment)
+    assert raised.delivery_errors == []
+    assert login_receivers.logins == [("billing", "hunter22")]
+    assert len(login_receivers.mails) == 1
+
+
+def self_signed_localhost(folder) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1, its own trust anchor."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "smtp.pem", folder / "smtp.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_a_smtp_password_goes_over_verified_starttls(clean, workspace, tmp_path, monkeypatch):
+    cert_file, key_file = self_signed_localhost(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    # The client trusts the test's certificate the way an operator trusts a private CA.
+    monkeypatch.setenv("SSL_CERT_FILE", cert_file)
+    receivers = Receivers(tls_context=server_context, accept_login=True)
+    try:
+        copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
+        report = run_quality(copy, SEPTEMBER)
+        raised = raise_alerts(copy, alerts_from_report(report), mail_environment(receivers))
+    finally:
+        receivers.stop()
+    assert raised.delivery_errors == []
+    assert receivers.logins == [("billing", "hunter22")]
+    assert len(receivers.mails) == 1

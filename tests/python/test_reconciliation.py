@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 from conftest import generate_and_build, query
 
-from orchestration.build import build
+from orchestration.build import BuildError, build
 from orchestration.generate import GenerateOptions
 from orchestration.ingest import ingest_files
 
@@ -128,7 +128,11 @@ def test_period_tie_out_explains_late_usage_and_reversals(reconciled, workspace)
     )
     late.write_text("".join(json.dumps(line) + "\n" for line in lines))
     ingest_files(workspace.warehouse, [late], workspace.landing_dir)
-    build(workspace, SECOND_AS_OF)
+    # The producer never reports the late events, so the day fails reconciliation (asserted
+    # below) and the blocking gate stops the build before the ledger and publish; the
+    # warehouse's marts still show what the build computed.
+    with pytest.raises(BuildError, match=r"quality gates failed \(reconciliation\)"):
+        build(workspace, SECOND_AS_OF)
 
     row = query(
         workspace.warehouse,

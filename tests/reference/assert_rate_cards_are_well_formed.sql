@@ -37,6 +37,24 @@ customers as (
 
 ),
 
+subscription_overrides as (
+
+    select * from {{ ref('subscription_overrides') }}
+
+),
+
+credit_grants as (
+
+    select * from {{ ref('credit_grants') }}
+
+),
+
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
 tiered_charges as (
 
     select distinct charge_id from plan_charge_tiers
@@ -95,10 +113,104 @@ charge_problems as (
                 then 'quantity_divisor must be above 0'
             when plan_charges.quantity_precision not between -9 and 9
                 then 'quantity_precision must be between -9 and 9'
+            {#- The supported ranges (README, DECISIONLOG D33): rating is exact inside them
+                and never overflows. #}
+            when abs(plan_charges.unit_price) >= {{ max_unit_price() }}
+                then 'unit_price must be below 1,000,000,000'
+            when
+                greatest(
+                    abs(coalesce(plan_charges.min_amount, 0)),
+                    abs(coalesce(plan_charges.max_amount, 0)),
+                    coalesce(plan_charges.free_units, 0),
+                    coalesce(plan_charges.package_size, 0)
+                ) >= {{ max_line_amount() }}
+                then 'min_amount, max_amount, free_units and package_size must be below 10^15'
         end as problem
     from plan_charges
     left join tiered_charges
         on plan_charges.charge_id = tiered_charges.charge_id
+
+),
+
+tier_value_problems as (
+
+    select
+        charge_id,
+        'tier ' || tier || ': unit_price must be below 1,000,000,000 and flat_fee below 10^15'
+            as problem
+    from plan_charge_tiers
+    where
+        abs(coalesce(unit_price, 0)) >= {{ max_unit_price() }}
+        or abs(coalesce(flat_fee, 0)) >= {{ max_line_amount() }}
+
+),
+
+plan_problems as (
+
+    select
+        plan_id as charge_id,
+        'base_fee and minimum_commitment must be below 10^15' as problem
+    from plans
+    where
+        abs(coalesce(base_fee, 0)) >= {{ max_line_amount() }}
+        or abs(coalesce(minimum_commitment, 0)) >= {{ max_line_amount() }}
+
+),
+
+multiplier_problems as (
+
+    select
+        subscription_id || ':' || coalesce(charge_id, '*') as charge_id,
+        'price_multiplier ' || price_multiplier
+        || ' must lie in [0, 100] with at most 4 decimals' as problem
+    from subscription_overrides
+    where
+        price_multiplier is null
+        or price_multiplier not between 0 and 100
+        or price_multiplier != round(price_multiplier, 4)
+
+),
+
+grant_problems as (
+
+    select
+        credit_grants.grant_id as charge_id,
+        'credit grant amount ' || credit_grants.amount || ' ' || credit_grants.currency
+        || ' must be above 0, below 10^15 and in whole minor units ('
+        || coalesce(cast(currencies.minor_units as varchar), 'unknown currency')
+        || '), with a priority above -10^9'
+            as problem
+    from credit_grants
+    left join currencies
+        on credit_grants.currency = currencies.currency
+    where
+        currencies.currency is null
+        or credit_grants.amount is null
+        or credit_grants.amount <= 0
+        or coalesce(credit_grants.priority, 0) <= {{ credit_note_priority() }}
+        or credit_grants.amount >= {{ max_line_amount() }}
+        or credit_grants.amount
+        != {{ round_money('credit_grants.amount', 'currencies.minor_units') }}
+
+),
+
+overlapping_subscriptions as (
+
+    {# A customer holds one subscription per plan at a time; two rows whose
+       [starts_on, ends_on) ranges overlap would bill the base fee twice. #}
+    select
+        earlier.subscription_id || ',' || later.subscription_id as charge_id,
+        'subscriptions ' || earlier.subscription_id || ' and ' || later.subscription_id
+        || ' of customer ' || earlier.customer_id || ' to plan ' || earlier.plan_id
+        || ' overlap' as problem
+    from subscriptions as earlier
+    inner join subscriptions as later
+        on
+            earlier.customer_id = later.customer_id
+            and earlier.plan_id = later.plan_id
+            and earlier.subscription_id < later.subscription_id
+            and earlier.starts_on < coalesce(later.ends_on, date '9999-12-31')
+            and later.starts_on < coalesce(earlier.ends_on, date '9999-12-31')
 
 ),
 
@@ -125,6 +237,16 @@ all_problems as (
     where problem is not null
     union all
     select * from currency_problems
+    union all
+    select * from tier_value_problems
+    union all
+    select * from plan_problems
+    union all
+    select * from multiplier_problems
+    union all
+    select * from grant_problems
+    union all
+    select * from overlapping_subscriptions
 
 )
 

@@ -1,22 +1,15 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        full_refresh=false,
-        on_schema_change='fail'
-    )
-}}
 {#
-    The append-only ledger of finalized invoices, one row per invoice, made from the ledger
-    lines (which carry the invoice's discount, tax and credits) the first time they appear. The invoice number is assigned here, once: the next
-    number of its period, in customer order among the invoices finalized together. Rows are
-    never updated, so numbers are never reused and never move.
+    The invoice headers this build finalizes, one per invoice in
+    int_invoice_lines_finalizing, made from those lines (which carry the invoice's discount,
+    tax and credits). The invoice number is assigned here, once: the next number of its
+    period after those the ledger already holds, in customer order among the invoices
+    finalized together. Ledger rows are never updated, so numbers never move or repeat.
 #}
 with
 
 ledger_lines as (
 
-    select * from {{ ref('fct_invoice_line_items_finalized') }}
+    select * from {{ ref('int_invoice_lines_finalizing') }}
 
 ),
 
@@ -34,19 +27,7 @@ currencies as (
 
 already_finalized as (
 
-    {% if is_incremental() -%}
-    select
-        ledger.invoice_id,
-        ledger.billing_period_start,
-        ledger.invoice_sequence
-    from {{ this }} as ledger
-    {%- else -%}
-    select
-        cast(null as varchar) as invoice_id,
-        cast(null as date) as billing_period_start,
-        cast(null as bigint) as invoice_sequence
-    where false
-    {%- endif %}
+    select * from {{ source('ledger', 'fct_invoices_finalized') }}
 
 ),
 
@@ -77,7 +58,6 @@ lines_per_invoice as (
         max(billed_through_file_id) as billed_through_file_id,
         max(recorded_at) as recorded_at
     from ledger_lines
-    where invoice_id not in (select already_finalized.invoice_id from already_finalized)
     group by invoice_id, customer_id, billing_period_start, billing_period_end, currency
 
 ),
@@ -122,7 +102,9 @@ invoices_finalized as (
         invoices_numbered.recorded_at,
         invoices_numbered.billed_through_file_id,
         cast(invoices_numbered.invoice_sequence as bigint) as invoice_sequence,
-        invoices_numbered.line_item_count
+        invoices_numbered.line_item_count,
+        {# The dbt run that computed the row: finalization takes only its own run's. #}
+        '{{ var("build_id", "") }}' as build_id
     from invoices_numbered
     inner join customers
         on invoices_numbered.customer_id = customers.customer_id

@@ -1,21 +1,13 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        full_refresh=false,
-        on_schema_change='fail'
-    )
-}}
 {#
-    The append-only ledger of finalized invoice lines. When an invoice's period end plus
-    grace has passed at `as_of`, its lines are copied here once, with the last landed file
-    they saw and the invoice's discount, tax and credits; no later build, rate card, late event or `--full-refresh` rewrites them
-    (full_refresh=false). The header ledger is derived from these lines, so an interrupted
-    run heals itself on the next one.
+    The ledger lines this build finalizes: every line of each open invoice whose period end
+    plus grace has passed at `as_of` (and that is not held), with the last landed file it
+    saw and the invoice's discount, tax and credits. `billing build` copies these rows into
+    ledger.fct_invoice_line_items_finalized only after every test and gate has passed, in
+    the same transaction as the credit spend and the headers (orchestration/ledger.py).
 #}
 with
 
-invoices_calculated as (
+invoices_credited as (
 
     select * from {{ ref('int_invoices_credited') }}
 
@@ -27,20 +19,9 @@ invoice_lines as (
 
 ),
 
-landed_files as (
+routed_events as (
 
-    select * from {{ ref('fct_landed_files') }}
-
-),
-
-already_finalized as (
-
-    {% if is_incremental() -%}
-    select ledger.invoice_id from {{ this }} as ledger
-    {%- else -%}
-    select cast(null as varchar) as invoice_id
-    where false
-    {%- endif %}
+    select * from {{ ref('stg_events__routed_events') }}
 
 ),
 
@@ -52,21 +33,20 @@ invoices_due as (
         tax_amount,
         credits_applied_amount,
         finalizes_at
-    from invoices_calculated
-    where
-        {{ is_due_for_finalization('finalizes_at', 'billing_period_start') }}
-        and invoice_id not in (select already_finalized.invoice_id from already_finalized)
+    from invoices_credited
+    where is_due
 
 ),
 
 watermark as (
 
+    {# The last landed file with events: every event of a later file is late usage. #}
     select coalesce(max(file_id), 0) as billed_through_file_id
-    from landed_files
+    from routed_events
 
 ),
 
-lines_finalized as (
+lines_finalizing as (
 
     select
         ---------- ids
@@ -86,7 +66,7 @@ lines_finalized as (
         invoice_lines.currency,
         ---------- numerics
         cast(invoice_lines.quantity as decimal(38, 9)) as quantity,
-        cast(invoice_lines.unit_price as decimal(18, 9)) as unit_price,
+        cast(invoice_lines.unit_price as decimal(38, 13)) as unit_price,
         cast(invoice_lines.amount as decimal(38, 4)) as amount,
         cast(invoice_lines.event_count as bigint) as event_count,
         ---------- dates
@@ -102,7 +82,9 @@ lines_finalized as (
         ---------- finality
         invoices_due.finalizes_at as invoice_finalized_at,
         watermark.billed_through_file_id,
-        {{ as_of_timestamp() }} as recorded_at
+        {{ as_of_timestamp() }} as recorded_at,
+        {# The dbt run that computed the row: finalization takes only its own run's. #}
+        '{{ var("build_id", "") }}' as build_id
     from invoice_lines
     inner join invoices_due
         on invoice_lines.invoice_id = invoices_due.invoice_id
@@ -110,4 +92,4 @@ lines_finalized as (
 
 )
 
-select * from lines_finalized
+select * from lines_finalizing

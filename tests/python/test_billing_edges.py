@@ -1,0 +1,347 @@
+"""Ordinary inputs that used to stop billing for everyone, over one small account history.
+
+Each step below failed on the old pipeline: a 1,000.00 seat price overflowed rating, one
+customer's huge usage overflowed the build, a correction larger than the next invoice made
+its total negative, a crash between ledger writes lost credit, a bad seed or a failed gate
+was found only after finalization, and a warehouse path with an apostrophe broke publish.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal as D
+
+import duckdb
+import pytest
+from conftest import TEST_SEEDS_ROOT, query
+
+from orchestration import ledger
+from orchestration.build import BuildError, build, dbt_vars, publish, run_dbt
+from orchestration.ingest import ingest_files
+from orchestration.reference_data import write_seeds
+from orchestration.settings import PROJECT_DIR, Settings
+
+
+def standard(charge: str, plan: str, meter: str, price: str) -> list[str]:
+    return [charge, plan, meter, "", "standard", price, "", "", "", "none", "", "", "", charge]
+
+
+def seeds(**changes) -> dict:
+    rows = {
+        "currencies": [["USD", "2"]],
+        "customers": [
+            ["e_huge", "Huge Co", "USD", "0", "", "UTC"],
+            ["e_refund", "Refund Co", "USD", changes.get("refund_tax", "0"), "", "UTC"],
+            ["e_seat", "Seats Co", "USD", "0", "", "UTC"],
+        ],
+        "meters": [
+            ["seats", "seat", "count", "", "", "seat", "Seats"],
+            ["calls", "api_call", "count", "", "", "call", "API calls"],
+            ["tokens", "tokens", "sum", "tokens", "", "token", "Tokens"],
+        ],
+        "plans": [
+            ["p_seat", "Seats", "USD", "", ""],
+            ["p_api", "API", "USD", "", ""],
+            ["p_tok", "Tokens", "USD", "", ""],
+        ],
+        "plan_charges": [
+            standard("c_seat", "p_seat", "seats", "1000.00"),
+            standard("c_api", "p_api", "calls", "1.00"),
+            standard("c_tok", "p_tok", "tokens", "0.000001"),
+        ],
+        "plan_charge_tiers": [],
+        "subscriptions": [
+            ["s_seat", "e_seat", "p_seat", "2026-09-01", ""],
+            ["s_ref", "e_refund", "p_api", "2026-09-01", ""],
+            ["s_huge", "e_huge", "p_tok", "2026-09-01", ""],
+            *changes.get("extra_subscriptions", []),
+        ],
+        "subscription_overrides": [["s_seat", "", "0.8"]],
+        "credit_grants": changes.get("credit_grants", []),
+        "discounts": [],
+    }
+    return rows
+
+
+def event(event_id: str, customer: str, event_type: str, timestamp: str, **extra) -> str:
+    body = {"event_id": event_id, "customer_id": customer, "event_type": event_type}
+    body["timestamp"] = timestamp
+    return json.dumps({**body, **extra})
+
+
+def land(settings: Settings, name: str, lines: list[str]) -> None:
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    (settings.landing_dir / name).write_text("\n".join(lines) + "\n")
+    ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+
+
+LEDGER_COUNTS = (
+    "select (select count(*) from ledger.fct_invoices_finalized), "
+    "(select count(*) from ledger.fct_invoice_line_items_finalized), "
+    "(select count(*) from ledger.fct_credit_applications_finalized)"
+)
+
+
+def invoices(settings: Settings) -> list[tuple]:
+    return query(
+        settings.published_warehouse,
+        "select customer_id, strftime(billing_period_start, '%Y-%m'), status, subtotal_amount, "
+        "credits_applied_amount, total_amount, hold_reason from fct_invoices "
+        "order by customer_id, billing_period_start",
+    )
+
+
+def rate_card_problems(settings: Settings) -> list[tuple]:
+    """Run the compiled rate-card test against the warehouse: the rows it failed on."""
+    compiled = PROJECT_DIR / "target/compiled/billing/tests/reference"
+    sql = (compiled / "assert_rate_cards_are_well_formed.sql").read_text()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return sorted(con.execute(sql).fetchall())
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, monkeypatch_module):
+    """The account's builds, run once; each test reads the state it needs."""
+    root = tmp_path_factory.mktemp("edges") / "o'brien"
+    settings = Settings(
+        warehouse=root / "warehouse.duckdb",
+        landing_dir=root / "landing's",
+        seeds_dir=TEST_SEEDS_ROOT / uuid.uuid4().hex[:12],
+    )
+    monkeypatch_module.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
+    monkeypatch_module.setenv("BILLING_LANDING_DIR", str(settings.landing_dir))
+    monkeypatch_module.setenv("BILLING_SEEDS_DIR", str(settings.seeds_dir))
+    states: dict[str, object] = {"settings": settings}
+
+    # 1. September: 3 seats at 1,000.00 x 0.8; 2 API calls; 2 x 9 x 10^14 tokens (each
+    #    event in range, their sum not). On Oct 10 September is due.
+    write_seeds(settings.seeds_dir, seeds())
+    land(
+        settings,
+        "sep.jsonl",
+        [event(f"seat-{n}", "e_seat", "seat", "2026-09-10T10:00:00Z") for n in range(3)]
+        + [event(f"ref-{n}", "e_refund", "api_call", "2026-09-11T10:00:00Z") for n in range(2)]
+        + [
+            event(
+                f"tok-{n}", "e_huge", "tokens", "2026-09-12T10:00:00Z", properties={"tokens": 9e14}
+            )
+            for n in range(2)
+        ],
+    )
+    build(settings, "2026-10-10T00:00:00Z")
+    states["september"] = invoices(settings)
+    states["ledger_after_september"] = query(settings.warehouse, LEDGER_COUNTS)
+
+    # 2. A reversal of a finalized September call lands in October (nothing else is used in
+    #    October), then 3 November calls. First a finalization that crashes half way.
+    land(
+        settings,
+        "oct.jsonl",
+        [
+            event(
+                "rev-ref-0",
+                "e_refund",
+                "api_call",
+                "2026-10-15T10:00:00Z",
+                reverses_event_id="ref-0",
+            )
+        ]
+        + [event(f"nov-{n}", "e_refund", "api_call", "2026-11-05T10:00:00Z") for n in range(3)],
+    )
+    run_dbt(["build", "--vars", dbt_vars("2026-11-10T00:00:00Z")], settings, verbose=False)
+    crashing = (*ledger.LEDGER_TABLES[:2], ("fct_invoices_finalized", "no_such_model"))
+    with duckdb.connect(str(settings.warehouse)) as con:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ledger, "LEDGER_TABLES", crashing)
+            with pytest.raises(duckdb.CatalogException):
+                ledger.finalize(con, "")
+        states["ledger_after_crash"] = con.execute(LEDGER_COUNTS).fetchone()
+    build(settings, "2026-11-10T00:00:00Z")
+    states["november"] = invoices(settings)
+    states["credit_notes"] = query(
+        settings.published_warehouse,
+        "select credit_note_id, customer_id, strftime(billing_period_start, '%Y-%m'), "
+        "is_finalized, credit_note_amount, applied_amount, remaining_amount from fct_credit_notes",
+    )
+    states["october_lines"] = query(
+        settings.published_warehouse,
+        "select line_type, amount, description from fct_invoice_line_items "
+        "where customer_id = 'e_refund' and billing_period_start = '2026-10-01' "
+        "order by line_order",
+    )
+    states["ledger_after_november"] = query(settings.warehouse, LEDGER_COUNTS)
+
+    # 3. A grant not in whole cents and an overlapping subscription: refused before any
+    #    finalization, so fixing the seed is enough.
+    write_seeds(
+        settings.seeds_dir,
+        seeds(
+            credit_grants=[["g_bad", "e_seat", "10.005", "USD", "2026-09-01", "", "1"]],
+            extra_subscriptions=[["s_seat_2", "e_seat", "p_seat", "2026-10-15", ""]],
+        ),
+    )
+    with pytest.raises(BuildError) as refused:
+        build(settings, "2026-12-10T00:00:00Z")
+    states["bad_seed_error"] = str(refused.value)
+    states["bad_seed_problems"] = rate_card_problems(settings)
+    states["ledger_after_bad_seed"] = query(settings.warehouse, LEDGER_COUNTS)
+    states["published_after_bad_seed"] = invoices(settings)
+
+    # 4. A negative tax rate passes dbt's tests but fails the invoice candidates gate.
+    write_seeds(settings.seeds_dir, seeds(refund_tax="-0.1"))
+    with pytest.raises(BuildError) as gated:
+        build(settings, "2026-12-10T00:00:00Z")
+    states["gate_error"] = str(gated.value)
+    # The marts now show that build's pending invoices as finalized: no later publish (the
+    # daily job's) may hand them to finance, and no other run may finalize them unchecked.
+    with pytest.raises(BuildError) as unpublished:
+        publish(settings)
+    states["publish_refusal"] = str(unpublished.value)
+    with (
+        duckdb.connect(str(settings.warehouse)) as con,
+        pytest.raises(ledger.LedgerError) as foreign,
+    ):
+        ledger.finalize(con, "build-someone-else")
+    states["foreign_refusal"] = str(foreign.value)
+    states["ledger_after_gate"] = query(settings.warehouse, LEDGER_COUNTS)
+    states["gate_alerts"] = query(
+        settings.warehouse,
+        "select check_name, customers from ops.alerts where alert_kind = 'quality_gate'",
+    )
+
+    # 5. Seeds fixed: December 10 finalizes November, which spends the credit note.
+    write_seeds(settings.seeds_dir, seeds())
+    build(settings, "2026-12-10T00:00:00Z")
+    states["december"] = invoices(settings)
+    states["credit_ledger"] = query(
+        settings.warehouse,
+        "select grant_id, strftime(billing_period_start, '%Y-%m'), applied_amount "
+        "from ledger.fct_credit_applications_finalized order by billing_period_start",
+    )
+    return states
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_a_thousand_dollar_seat_price_bills(history):
+    # 3 seats x 1,000.00 x 0.8 = 2,400.00 (the old types overflowed: DECIMAL(18) product).
+    assert ("e_seat", "2026-09", "finalized", D("2400.00"), D("0.00"), D("2400.00"), None) in (
+        history["september"]
+    )
+
+
+def test_usage_beyond_the_range_holds_only_that_customer(history):
+    # 2 x 9 x 10^14 tokens = 1.8 x 10^15 > the supported 10^15: held, never finalized,
+    # while everyone else is billed.
+    held = [row for row in history["december"] if row[0] == "e_huge"]
+    assert {row[2] for row in held} == {"draft"}
+    assert {row[6] for row in held} == {"beyond the supported range: charge c_tok in 2026-09"}
+    finalized = {(row[0], row[1]) for row in history["december"] if row[2] == "finalized"}
+    assert finalized == {
+        ("e_refund", "2026-09"),
+        ("e_refund", "2026-10"),
+        ("e_refund", "2026-11"),
+        ("e_seat", "2026-09"),
+        ("e_seat", "2026-10"),
+        ("e_seat", "2026-11"),
+    }
+
+
+def test_a_correction_larger_than_the_invoice_becomes_a_credit_note(history):
+    # October: -1.00 for the reversed September call, +1.00 credit note: total 0.00.
+    assert history["october_lines"] == [
+        ("usage", D("0.00"), "c_api"),
+        ("adjustment", D("-1.00"), "c_api: correction to 2026-09 (late usage or reversals)"),
+        ("credit_note", D("1.00"), "Credit note: 1.0000 USD carried to the customer balance"),
+    ]
+    refund = {row[1]: row for row in history["november"] if row[0] == "e_refund"}
+    assert refund["2026-10"] == (
+        "e_refund",
+        "2026-10",
+        "finalized",
+        D("0.00"),
+        D("0.00"),
+        D("0.00"),
+        None,
+    )
+    # November: 3 calls = 3.00, of which 1.00 is paid from the balance.
+    assert refund["2026-11"] == (
+        "e_refund",
+        "2026-11",
+        "draft",
+        D("3.00"),
+        D("1.00"),
+        D("2.00"),
+        None,
+    )
+    [note] = history["credit_notes"]
+    assert note[1:] == ("e_refund", "2026-10", True, D("1.00"), D("1.00"), D("0.00"))
+
+
+def test_a_crash_inside_finalization_leaves_the_ledger_as_it_was(history):
+    # September's 3 invoices (e_huge held) and their 3 lines, no credit: the crashed
+    # transaction (lines and credits written, headers failed) left nothing behind.
+    assert history["ledger_after_september"] == [(2, 2, 0)]
+    assert history["ledger_after_crash"] == (2, 2, 0)
+    # The real build after it finalized October for both customers, exactly once.
+    assert history["ledger_after_november"] == [(4, 6, 0)]
+
+
+def test_a_bad_seed_is_refused_before_finalization(history):
+    assert "assert_rate_cards_are_well_formed" in history["bad_seed_error"]
+    assert history["bad_seed_problems"] == [
+        (
+            "g_bad",
+            "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "
+            "minor units (2), with a priority above -10^9",
+        ),
+        (
+            "s_seat,s_seat_2",
+            "subscriptions s_seat and s_seat_2 of customer e_seat to plan p_seat overlap",
+        ),
+    ]
+    assert history["ledger_after_bad_seed"] == history["ledger_after_november"]
+    assert history["published_after_bad_seed"] == history["november"]
+
+
+def test_a_failed_gate_stops_billing_build_before_the_ledger(history):
+    # The negative tax fails the invoices gate (over the marts that show what would be
+    # finalized): nothing reaches the ledger, and the alert names the customer.
+    assert history["gate_error"] == (
+        "quality gates failed (invoices) for 2026-09-01..2027-01-01: nothing was finalized "
+        "or published; see `billing quality` and `billing alerts`"
+    )
+    assert history["ledger_after_gate"] == history["ledger_after_november"]
+    assert ("invoices", ["e_refund"]) in history["gate_alerts"]
+    assert history["publish_refusal"] == (
+        "not published: 2 invoice(s) of the last invoicing build were never finalized (a "
+        "gate or the ledger check failed); run `billing build` or the monthly job again once "
+        "it passes"
+    )
+    assert history["foreign_refusal"] == (
+        "finalization refused, the ledger is unchanged: int_invoice_lines_finalizing holds "
+        "2 row(s) not computed by this build and 0 of no pending invoice; run a whole "
+        "`billing build`"
+    )
+
+
+def test_after_the_fix_november_spends_the_credit_note_in_the_ledger(history):
+    refund = {row[1]: row for row in history["december"] if row[0] == "e_refund"}
+    assert refund["2026-11"][2:6] == ("finalized", D("3.00"), D("1.00"), D("2.00"))
+    [(grant, period, applied)] = history["credit_ledger"]
+    assert (grant.startswith("cn_inv_"), period, applied) == (True, "2026-11", D("1.00"))
+
+
+def test_a_partial_build_never_publishes_and_an_empty_selection_fails(history):
+    settings = history["settings"]
+    published = settings.published_warehouse.stat().st_mtime_ns
+    outcome = build(settings, "2026-12-10T00:00:00Z", select="fct_invoices", verbose=False)
+    assert (outcome.published, outcome.finalized) == (False, None)
+    assert settings.published_warehouse.stat().st_mtime_ns == published
+    with pytest.raises(BuildError, match="dbt selected nothing for --select 'no_such_model'"):
+        build(settings, "2026-12-10T00:00:00Z", select="no_such_model", verbose=False)

@@ -96,8 +96,9 @@ create table if not exists ledger.fct_invoices_finalized (
 );
 """
 
-# Ledgers written before the supported ranges (D33) stored unit prices as decimal(18, 9);
-# widening is exact, so an old warehouse migrates in place.
+# Ledgers written before D33/D34 lack the build id and stored unit prices as
+# decimal(18, 9); adding a column and widening are exact, so an old warehouse migrates in
+# place.
 MIGRATIONS = (
     *(
         (
@@ -106,11 +107,7 @@ MIGRATIONS = (
             "VARCHAR",
             f"alter table ledger.{table} add column if not exists build_id varchar",
         )
-        for table, _ in (
-            ("fct_invoice_line_items_finalized", 0),
-            ("fct_credit_applications_finalized", 0),
-            ("fct_invoices_finalized", 0),
-        )
+        for table, _ in LEDGER_TABLES
     ),
     (
         "fct_invoice_line_items_finalized",

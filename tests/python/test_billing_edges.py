@@ -345,3 +345,32 @@ def test_a_partial_build_never_publishes_and_an_empty_selection_fails(history):
     assert settings.published_warehouse.stat().st_mtime_ns == published
     with pytest.raises(BuildError, match="dbt selected nothing for --select 'no_such_model'"):
         build(settings, "2026-12-10T00:00:00Z", select="no_such_model", verbose=False)
+
+
+def test_an_old_ledger_migrates_in_place():
+    """A ledger made by the dbt models of before D34 gains the build id and wider prices."""
+    con = duckdb.connect()
+    con.execute("create schema ledger")
+    con.execute(
+        "create table ledger.fct_invoice_line_items_finalized "
+        "(invoice_line_item_id varchar, invoice_id varchar, unit_price decimal(18, 9))"
+    )
+    con.execute("insert into ledger.fct_invoice_line_items_finalized values ('l1', 'i1', 0.5)")
+    con.execute("create table ledger.fct_invoices_finalized (invoice_id varchar)")
+    con.execute("create table ledger.fct_credit_applications_finalized (invoice_id varchar)")
+    ledger.ensure_ledger_schema(con)
+    ledger.ensure_ledger_schema(con)  # a second run changes nothing
+    columns = con.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'ledger' and column_name in ('unit_price', 'build_id') "
+        "order by 1, 2"
+    ).fetchall()
+    assert columns == [
+        ("fct_credit_applications_finalized", "build_id", "VARCHAR"),
+        ("fct_invoice_line_items_finalized", "build_id", "VARCHAR"),
+        ("fct_invoice_line_items_finalized", "unit_price", "DECIMAL(38,13)"),
+        ("fct_invoices_finalized", "build_id", "VARCHAR"),
+    ]
+    assert con.execute(
+        "select unit_price, build_id from ledger.fct_invoice_line_items_finalized"
+    ).fetchall() == [(D("0.5"), None)]

@@ -19,7 +19,13 @@ from pathlib import Path
 import duckdb
 
 from orchestration.ingest import ensure_raw_schema
-from orchestration.ledger import FinalizeResult, LedgerError, ensure_ledger_schema, finalize
+from orchestration.ledger import (
+    FinalizeResult,
+    LedgerError,
+    ensure_ledger_schema,
+    finalize,
+    pending_invoice_count,
+)
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
 PUBLISHED_SCHEMA = "marts"
@@ -305,13 +311,7 @@ def refuse_pending_finalization(warehouse: Path) -> None:
     job's, say) must not hand those to finance.
     """
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        try:
-            [(pending,)] = con.execute(
-                "select count(*) from intermediate.int_invoices_finalizing where invoice_id "
-                "not in (select invoice_id from ledger.fct_invoices_finalized)"
-            ).fetchall()
-        except duckdb.CatalogException:
-            return  # no invoicing step has run yet: nothing can be pending
+        pending = pending_invoice_count(con)
     if pending:
         raise BuildError(
             f"not published: {pending} invoice(s) of the last invoicing build were never "

@@ -223,6 +223,19 @@ def quoted(*parts: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
+def pending_invoice_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Invoices the last invoicing build computed for finalization that the ledger lacks
+    (its gate or ledger check failed); 0 before any invoicing build."""
+    try:
+        return con.execute(
+            f"select count(*) from {quoted(CANDIDATES_SCHEMA, 'int_invoices_finalizing')} "
+            "where invoice_id not in (select invoice_id from "
+            f"{quoted(LEDGER_SCHEMA, 'fct_invoices_finalized')})"
+        ).fetchone()[0]
+    except duckdb.CatalogException:
+        return 0
+
+
 def finalize(con: duckdb.DuckDBPyConnection, build_id: str) -> FinalizeResult:
     """Append the rows the dbt run `build_id` computed to the ledger, all or nothing.
 

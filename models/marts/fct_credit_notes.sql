@@ -1,7 +1,7 @@
 {#
     Credit notes and the customer balance they left (DECISIONLOG D35): each credit_note
     line of an invoice, with what the customer's later invoices spent from it, finalized
-    (the ledger after this build) or draft.
+    or draft (fct_credit_balances carries a note's spending like any grant's).
 #}
 with
 
@@ -11,32 +11,9 @@ line_items as (
 
 ),
 
-ledger_applications as (
+credit_balances as (
 
-    {{ ledger_after_this_build(
-        'fct_credit_applications_finalized', 'int_credit_applications_finalizing'
-    ) }}
-
-),
-
-open_applications as (
-
-    select * from {{ ref('int_credit_applications') }}
-
-),
-
-applications as (
-
-    select
-        grant_id,
-        applied_amount
-    from ledger_applications
-    union all
-    select
-        grant_id,
-        cast(applied_amount_text as decimal(38, 4)) as applied_amount
-    from open_applications
-    where invoice_id not in (select ledger_applications.invoice_id from ledger_applications)
+    select * from {{ ref('fct_credit_balances') }}
 
 ),
 
@@ -45,7 +22,7 @@ applied_per_note as (
     select
         grant_id,
         sum(applied_amount) as applied_amount
-    from applications
+    from credit_balances
     group by grant_id
 
 ),

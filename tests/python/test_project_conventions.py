@@ -96,7 +96,6 @@ def test_the_ledger_is_read_as_a_source(manifest):
     )
     assert readers == [
         "fct_credit_balances",
-        "fct_credit_notes",
         "fct_invoice_line_items",
         "fct_invoices",
         "int_credit_applications",

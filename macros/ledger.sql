@@ -10,7 +10,7 @@
 {%- endmacro %}
 
 {% macro default__ledger_after_this_build(ledger_table, finalizing_model) -%}
-    select * from {{ source('ledger', ledger_table) }}
+    {{ ledger_in_force(ledger_table) }}
     union all by name
     {#- A finalizing row whose invoice is already in the ledger was finalized by an earlier
         run of this build's models (a partial build after it reads them again). #}
@@ -18,5 +18,18 @@
     where invoice_id not in (
         select ledger_invoices.invoice_id
         from {{ source('ledger', 'fct_invoices_finalized') }} as ledger_invoices
+    )
+{%- endmacro %}
+
+
+{#
+    The rows of a ledger table that belong to invoices in force: finalized and not voided
+    (DECISIONLOG D48). A voided invoice's rows stay in the ledger, unchanged; what it billed
+    and what credit it spent no longer count, so its period is reissued.
+#}
+{% macro ledger_in_force(ledger_table) -%}
+    select * from {{ source('ledger', ledger_table) }}
+    where invoice_id not in (
+        select voids.invoice_id from {{ source('ledger', 'fct_invoice_voids') }} as voids
     )
 {%- endmacro %}

@@ -121,6 +121,39 @@ def command_withdraw(args: argparse.Namespace) -> None:
     )
 
 
+def command_void(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from orchestration.ledger import LedgerError, ensure_ledger_schema, void_invoices
+
+    settings = load_settings()
+    if not settings.warehouse.exists():
+        raise UserError(f"no warehouse at {settings.warehouse}: nothing has been finalized")
+    try:
+        con = duckdb.connect(str(settings.warehouse))
+    except duckdb.Error as error:
+        raise UserError(f"cannot open warehouse {settings.warehouse}: {error}") from error
+    try:
+        ensure_ledger_schema(con)
+        voided = void_invoices(
+            con, args.invoices, args.reason, datetime.now(UTC).replace(tzinfo=None)
+        )
+    except LedgerError as error:
+        raise UserError(str(error)) from error
+    finally:
+        con.close()
+    for invoice in voided:
+        print(invoice.describe())
+    print(
+        f"  reason: {' '.join(args.reason.split())}\n"
+        "  the ledger keeps every voided row; the next `billing build` reissues each period "
+        "with a new number, through every test and gate, and publishes it\n"
+        f"  warehouse: {settings.warehouse}"
+    )
+
+
 def command_build(args: argparse.Namespace) -> None:
     from orchestration.build import BuildError, build, connect_published, parse_as_of
     from orchestration.summary import routing_summary
@@ -331,6 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--file-id", type=positive_int, help="which one, when several landed files share the name"
     )
     withdraw.set_defaults(handler=command_withdraw)
+
+    void = commands.add_parser(
+        "void",
+        help="void finalized invoices found wrong; the next build reissues them",
+        description="Record finalized invoices as void, with a reason, in one transaction. "
+        "Their ledger rows never change: they move from fct_invoices to fct_voided_invoices, "
+        "the credit they spent is available again, and the next `billing build` reissues "
+        "each period with a new invoice number (fix the rate card or seed first). A "
+        "customer's invoices are voided newest first: refused while a later invoice of the "
+        "same customer is still in force.",
+    )
+    void.add_argument(
+        "invoices", nargs="+", help="invoice numbers (INV-YYYY-MM-NNNNNN) or invoice ids"
+    )
+    void.add_argument("--reason", required=True, help="why they are voided (kept in the ledger)")
+    void.set_defaults(handler=command_void)
 
     build = commands.add_parser(
         "build",

@@ -7,6 +7,9 @@ copy them into the three ledger tables, all in one DuckDB transaction, and check
 ledger still adds up before it commits. A crash or a failed check leaves the ledger as it
 was, so credit spend can never be recorded without the invoice that spent it.
 
+A finalized invoice found wrong is voided, never edited (`void_invoices`, DECISIONLOG
+D48): the void is one more appended row, and the next build reissues the period.
+
 The tables are created here, up front, because dbt reads them as the source `ledger` ("the
 ledger as the previous build left it"); dbt never writes them.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from decimal import Decimal
 
 import duckdb
 
@@ -94,6 +98,14 @@ create table if not exists ledger.fct_invoices_finalized (
     total_amount decimal(38, 4),
     build_id varchar
 );
+create table if not exists ledger.fct_invoice_voids (
+    invoice_id varchar not null,
+    invoice_number varchar,
+    customer_id varchar,
+    billing_period_start date,
+    void_reason varchar not null,
+    voided_at timestamp not null
+);
 """
 
 # Ledgers written before D33/D34 lack the build id and stored unit prices as
@@ -167,8 +179,9 @@ select any_value(invoice_id), 'invoice number ' || invoice_number || ' is used t
 from ledger.fct_invoices_finalized
 group by invoice_number having count(*) > 1
 union all
-select any_value(invoice_id), 'two finalized invoices for one customer and period'
+select any_value(invoice_id), 'two finalized invoices in force for one customer and period'
 from ledger.fct_invoices_finalized
+where invoice_id not in (select invoice_id from ledger.fct_invoice_voids)
 group by customer_id, billing_period_start having count(*) > 1
 union all
 select invoice_id, 'grant ' || grant_id || ' overspent (balance ' || balance_after || ')'
@@ -285,3 +298,107 @@ def finalize(con: duckdb.DuckDBPyConnection, build_id: str) -> FinalizeResult:
         lines=counts["fct_invoice_line_items_finalized"],
         credit_applications=counts["fct_credit_applications_finalized"],
     )
+
+
+@dataclass(frozen=True)
+class VoidedInvoice:
+    """One invoice `void_invoices` recorded as void."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    billing_period_start: object
+    total_amount: object
+    currency: str
+
+    def describe(self) -> str:
+        return (
+            f"voided {self.invoice_number} ({self.invoice_id}, customer {self.customer_id}, "
+            f"{self.billing_period_start:%Y-%m}, {self.total_amount} {self.currency})"
+        )
+
+
+# The invoices in force (finalized, not voided) that the given ones name, by id or number.
+INVOICES_TO_VOID_SQL = """
+select
+    invoices.invoice_id, invoices.invoice_number, invoices.customer_id,
+    invoices.billing_period_start, invoices.total_amount, invoices.currency_minor_units,
+    invoices.currency, voids.invoice_id is not null as is_voided
+from ledger.fct_invoices_finalized as invoices
+left join ledger.fct_invoice_voids as voids on invoices.invoice_id = voids.invoice_id
+where invoices.invoice_id = $1 or invoices.invoice_number = $1
+"""
+
+# A customer's later invoices in force depend on an earlier one (adjustments it carried,
+# credit left over, credit notes), so invoices are voided newest first.
+LATER_INVOICES_SQL = """
+select invoice_number from ledger.fct_invoices_finalized
+where customer_id = $1 and billing_period_start > $2
+    and invoice_id not in (select invoice_id from ledger.fct_invoice_voids)
+order by billing_period_start
+"""
+
+
+def void_invoices(
+    con: duckdb.DuckDBPyConnection, references: list[str], reason: str, voided_at: object
+) -> list[VoidedInvoice]:
+    """Record finalized invoices as void, all or nothing (DECISIONLOG D48).
+
+    The ledger rows of a voided invoice stay as they were; one row per invoice is appended
+    to `ledger.fct_invoice_voids`. From the next build on, its period is open again (so it
+    is reissued, with a new number, through every test and gate), the credit it spent is
+    available again, and the marts list it in `fct_voided_invoices` instead of
+    `fct_invoices`. Refused, with nothing written, for an unknown or already voided
+    invoice, an empty reason, or a customer's invoice while a later one of theirs is still
+    in force and not voided with it.
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise LedgerError("a void needs a reason (--reason), kept in the ledger")
+    if not references:
+        raise LedgerError("name at least one finalized invoice (its id or number) to void")
+    chosen: dict[str, VoidedInvoice] = {}
+    for reference in references:
+        rows = con.execute(INVOICES_TO_VOID_SQL, [reference]).fetchall()
+        if not rows:
+            raise LedgerError(f"no finalized invoice has the id or number {reference!r}")
+        invoice_id, number, customer_id, period, total, units, currency, is_voided = rows[0]
+        if is_voided:
+            raise LedgerError(f"invoice {number} ({invoice_id}) is already void")
+        total = total.quantize(Decimal(1).scaleb(-units))
+        chosen[invoice_id] = VoidedInvoice(invoice_id, number, customer_id, period, total, currency)
+    numbers = {invoice.invoice_number for invoice in chosen.values()}
+    for invoice in chosen.values():
+        later = [
+            row[0]
+            for row in con.execute(
+                LATER_INVOICES_SQL, [invoice.customer_id, invoice.billing_period_start]
+            ).fetchall()
+            if row[0] not in numbers
+        ]
+        if later:
+            raise LedgerError(
+                f"cannot void {invoice.invoice_number}: customer {invoice.customer_id} has later "
+                f"invoices in force that depend on it ({', '.join(later)}); void them with it "
+                "(newest first is the rule), nothing was written"
+            )
+    con.begin()
+    try:
+        for invoice in chosen.values():
+            con.execute(
+                "insert into ledger.fct_invoice_voids values ($1, $2, $3, $4, $5, $6)",
+                [
+                    invoice.invoice_id,
+                    invoice.invoice_number,
+                    invoice.customer_id,
+                    invoice.billing_period_start,
+                    reason,
+                    voided_at,
+                ],
+            )
+        con.commit()
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.rollback()
+        raise
+    return sorted(chosen.values(), key=lambda invoice: invoice.invoice_number)

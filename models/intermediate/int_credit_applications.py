@@ -4,8 +4,9 @@ grant (or credit note) that paid it.
 The allocation is sequential (orchestration.credits.allocate_credits); this model only
 feeds it exact decimals from the warehouse and returns amounts as text, so no float ever
 touches money. What finalized invoices already spent is read from the ledger as the
-previous build left it (source `ledger`). Credit notes (DECISIONLOG D35) become balance
-grants of their invoice's customer, spent before any grant, from the next period on.
+previous build left it (source `ledger`), less what voided invoices spent (D48). Credit
+notes (DECISIONLOG D35) become balance grants of their invoice's customer, spent before any
+grant, from the next period on.
 """
 
 from decimal import Decimal
@@ -15,24 +16,36 @@ import pandas as pd
 from orchestration.credits import Grant, OpenInvoice, allocate_credits, credit_note_grant
 
 
-def spent_by_finalized_invoices(dbt) -> dict:
+def voided_invoice_ids(dbt) -> set:
+    """Voided invoices (DECISIONLOG D48): the credit they spent is available again."""
+    voids = dbt.source("ledger", "fct_invoice_voids")
+    return {row[0] for row in voids.project("invoice_id").fetchall()}
+
+
+def spent_by_finalized_invoices(dbt, voided: set) -> dict:
     rows = (
         dbt.source("ledger", "fct_credit_applications_finalized")
-        .aggregate("grant_id, sum(applied_amount)", "grant_id")
+        .project("invoice_id, grant_id, applied_amount")
         .fetchall()
     )
-    return {grant_id: Decimal(amount) for grant_id, amount in rows}
+    spent: dict = {}
+    for invoice_id, grant_id, amount in rows:
+        if invoice_id not in voided:
+            spent[grant_id] = spent.get(grant_id, Decimal(0)) + Decimal(amount)
+    return spent
 
 
-def credit_notes(dbt) -> list:
-    """Credit-note lines of finalized invoices (the ledger) and of open ones."""
+def credit_notes(dbt, voided: set) -> list:
+    """Credit-note lines of finalized invoices in force (the ledger) and of open ones."""
     columns = "invoice_id, customer_id, currency, amount, billing_period_end"
-    finalized = (
-        dbt.source("ledger", "fct_invoice_line_items_finalized")
+    finalized = [
+        row
+        for row in dbt.source("ledger", "fct_invoice_line_items_finalized")
         .filter("line_type = 'credit_note'")
         .project(columns)
         .fetchall()
-    )
+        if row[0] not in voided
+    ]
     finalized_ids = {row[0] for row in finalized}
     open_notes = [
         row
@@ -57,7 +70,9 @@ def model(dbt, session):
             "grant_id, customer_id, currency, round(amount, 4), granted_on, expires_on, priority"
         )
         .fetchall()
-    ] + credit_notes(dbt)
+    ]
+    voided = voided_invoice_ids(dbt)
+    grants += credit_notes(dbt, voided)
     invoices = [
         OpenInvoice(row[0], row[1], row[2], row[3], row[4], Decimal(row[5]))
         for row in dbt.ref("int_invoices_calculated")
@@ -67,7 +82,7 @@ def model(dbt, session):
         )
         .fetchall()
     ]
-    applications = allocate_credits(grants, spent_by_finalized_invoices(dbt), invoices)
+    applications = allocate_credits(grants, spent_by_finalized_invoices(dbt, voided), invoices)
     frame = pd.DataFrame(
         {
             "invoice_id": [a.invoice_id for a in applications],

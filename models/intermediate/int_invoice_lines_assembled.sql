@@ -26,6 +26,26 @@ periods_billed as (
 
 ),
 
+invoices_voided as (
+
+    select * from {{ ref('int_invoices_voided') }}
+
+),
+
+invoice_revisions as (
+
+    {# A period whose invoice was voided is reissued as revision n (its n-th void), with
+       ids of its own (DECISIONLOG D48); a period never voided keeps revision 0 and the
+       ids it always had. #}
+    select
+        customer_id,
+        billing_period_start,
+        '|r' || cast(max(void_sequence) as varchar) as revision_key
+    from invoices_voided
+    group by customer_id, billing_period_start
+
+),
+
 
 subscription_periods_priced as (
 
@@ -446,16 +466,30 @@ lines_placed as (
 
 ),
 
+lines_revised as (
+
+    select
+        lines_placed.*,
+        coalesce(invoice_revisions.revision_key, '') as revision_key
+    from lines_placed
+    left join invoice_revisions
+        on
+            lines_placed.customer_id = invoice_revisions.customer_id
+            and lines_placed.invoice_period_start = invoice_revisions.billing_period_start
+
+),
+
 lines_with_invoice_keys as (
 
     select
         ---------- ids
         'inv_' || left(md5(
-            customer_id || '|' || invoice_period_start
+            customer_id || '|' || invoice_period_start || revision_key
         ), 20) as invoice_id,
         'ili_' || left(md5(
             customer_id
             || '|' || invoice_period_start
+            || revision_key
             || '|' || subscription_period_id
             || '|' || line_type
             || '|' || coalesce(charge_id, '')
@@ -484,7 +518,7 @@ lines_with_invoice_keys as (
         invoice_period_start as billing_period_start,
         cast(invoice_period_start + interval 1 month as date) as billing_period_end,
         source_period_start
-    from lines_placed
+    from lines_revised
     {# An adjustment with no later open invoice waits (D20) until the customer has one. #}
     where invoice_period_start is not null
 

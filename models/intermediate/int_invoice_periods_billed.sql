@@ -2,19 +2,20 @@
     Which customer periods are already billed on a finalized invoice, and up to which landed
     file their usage was seen: the period's own invoice, or a later one that carried
     adjustments for it. Events landed after that file are late usage (DESIGN 6.5).
-    Read from the ledger as the previous build left it (source `ledger`).
+    Read from the ledger as the previous build left it (source `ledger`); a voided invoice
+    bills nothing, so its period is open again and reissued (DECISIONLOG D48).
 #}
 with
 
 finalized_invoices as (
 
-    select * from {{ source('ledger', 'fct_invoices_finalized') }}
+    {{ ledger_in_force('fct_invoices_finalized') }}
 
 ),
 
 finalized_lines as (
 
-    select * from {{ source('ledger', 'fct_invoice_line_items_finalized') }}
+    {{ ledger_in_force('fct_invoice_line_items_finalized') }}
 
 ),
 

@@ -3,7 +3,9 @@
     invoices from the append-only ledger, exactly as they were finalized, and draft invoices
     as they stand at `as_of`. A draft has no invoice number yet; it gets one when it is
     finalized (period end + the customer's grace hours). "Finalized" means finalized once
-    this build's one ledger transaction commits (macro ledger_after_this_build).
+    this build's one ledger transaction commits (macro ledger_after_this_build). A voided
+    invoice leaves this table for fct_voided_invoices; the period's reissue names it in
+    `replaces_invoice_id` (DECISIONLOG D48).
 #}
 with
 
@@ -18,6 +20,24 @@ ledger_invoices as (
 open_invoices as (
 
     select * from {{ ref('int_invoices_credited') }}
+
+),
+
+invoices_voided as (
+
+    select * from {{ ref('int_invoices_voided') }}
+
+),
+
+last_void_per_period as (
+
+    select
+        customer_id,
+        billing_period_start,
+        arg_max(invoice_id, void_sequence) as replaces_invoice_id,
+        arg_max(invoice_number, void_sequence) as replaces_invoice_number
+    from invoices_voided
+    group by customer_id, billing_period_start
 
 ),
 
@@ -78,6 +98,20 @@ invoices as (
     union all
     select * from drafts
 
+),
+
+invoices_with_replaced as (
+
+    select
+        invoices.*,
+        last_void_per_period.replaces_invoice_id,
+        last_void_per_period.replaces_invoice_number
+    from invoices
+    left join last_void_per_period
+        on
+            invoices.customer_id = last_void_per_period.customer_id
+            and invoices.billing_period_start = last_void_per_period.billing_period_start
+
 )
 
-select * from invoices
+select * from invoices_with_replaced

@@ -8,6 +8,8 @@ was found only after finalization, and a warehouse path with an apostrophe broke
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import uuid
 from decimal import Decimal as D
@@ -16,7 +18,7 @@ import duckdb
 import pytest
 from conftest import TEST_SEEDS_ROOT, query
 
-from orchestration import ledger
+from orchestration import cli, ledger
 from orchestration.build import BuildError, build, dbt_vars, publish, run_dbt
 from orchestration.ingest import ingest_files
 from orchestration.reference_data import write_seeds
@@ -46,7 +48,7 @@ def seeds(**changes) -> dict:
             ["p_tok", "Tokens", "USD", "", ""],
         ],
         "plan_charges": [
-            standard("c_seat", "p_seat", "seats", "1000.00"),
+            standard("c_seat", "p_seat", "seats", changes.get("seat_price", "1000.00")),
             standard("c_api", "p_api", "calls", "1.00"),
             standard("c_tok", "p_tok", "tokens", "0.000001"),
         ],
@@ -219,7 +221,73 @@ def history(tmp_path_factory, monkeypatch_module):
         "select grant_id, strftime(billing_period_start, '%Y-%m'), applied_amount "
         "from ledger.fct_credit_applications_finalized order by billing_period_start",
     )
+
+    # 6. A ledger hurt anyway (here: a credit row an old version wrote without its invoice
+    #    applying it, the crash of issue 17) fails every build; so does nothing else. The
+    #    seat price was also wrong (900.00, not 1,000.00). Recovery: fix the seeds, void the
+    #    customer's invoices newest first, build: the periods are reissued and checked.
+    write_seeds(
+        settings.seeds_dir,
+        seeds(
+            seat_price="900.00",
+            credit_grants=[["g_seat", "e_seat", "100.00", "USD", "2026-09-01", "", "1"]],
+        ),
+    )
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute(
+            "insert into ledger.fct_credit_applications_finalized (invoice_id, grant_id, "
+            "customer_id, currency, applied_amount, balance_after, billing_period_start) "
+            "select invoice_id, 'g_seat', customer_id, currency, 100.00, 0.00, "
+            "billing_period_start from ledger.fct_invoices_finalized "
+            "where customer_id = 'e_seat' and billing_period_start = '2026-09-01'"
+        )
+    with pytest.raises(BuildError) as hurt:
+        build(settings, "2026-12-10T00:00:00Z")
+    states["hurt_ledger_error"] = str(hurt.value)
+    states["void_out_of_order"] = void(["INV-2026-09-000002"])
+    states["void"] = void(
+        ["INV-2026-11-000002", "INV-2026-10-000002", "INV-2026-09-000002", "INV-2026-11-000001"],
+    )
+    states["void_again"] = void(["INV-2026-11-000001"])
+    states["void_unknown"] = void(["INV-2026-11-000099"])
+    build(settings, "2026-12-10T00:00:00Z")
+    states["reissued"] = query(
+        settings.published_warehouse,
+        "select customer_id, strftime(billing_period_start, '%Y-%m'), invoice_number, status, "
+        "subtotal_amount, credits_applied_amount, total_amount, replaces_invoice_number "
+        "from fct_invoices where customer_id in ('e_refund', 'e_seat') "
+        "and billing_period_start < '2026-12-01' order by customer_id, billing_period_start",
+    )
+    states["voided"] = query(
+        settings.published_warehouse,
+        "select invoice_number, total_amount, void_reason, replaced_by_invoice_number, "
+        "replaced_by_status from fct_voided_invoices order by invoice_number",
+    )
+    states["credit_notes_after_void"] = query(
+        settings.published_warehouse,
+        "select customer_id, credit_note_amount, applied_amount, remaining_amount "
+        "from fct_credit_notes",
+    )
+    states["ledger_after_void"] = query(
+        settings.warehouse,
+        "select (select count(*) from ledger.fct_invoices_finalized), "
+        "(select count(*) from ledger.fct_invoice_voids)",
+    )
     return states
+
+
+def money(subtotal: str, credits: str, total: str) -> tuple[D, D, D]:
+    return D(subtotal), D(credits), D(total)
+
+
+def void(invoices: list[str]) -> tuple[int, str]:
+    """`billing void` as an operator runs it: the exit status and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        status = cli.main(
+            ["void", *invoices, "--reason", "seat price was 1,000.00, contract says 900.00"]
+        )
+    return status, printed.getvalue().strip()
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +403,95 @@ def test_after_the_fix_november_spends_the_credit_note_in_the_ledger(history):
     assert refund["2026-11"][2:6] == ("finalized", D("3.00"), D("1.00"), D("2.00"))
     [(grant, period, applied)] = history["credit_ledger"]
     assert (grant.startswith("cn_inv_"), period, applied) == (True, "2026-11", D("1.00"))
+
+
+def test_a_hurt_ledger_fails_every_build_until_its_invoices_are_voided(history):
+    assert "assert_invoice_credits_match_credit_ledger" in history["hurt_ledger_error"]
+    assert history["void_out_of_order"] == (
+        2,
+        "billing void: error: cannot void INV-2026-09-000002: customer e_seat has later "
+        "invoices in force that depend on it (INV-2026-10-000002, INV-2026-11-000002); void "
+        "them with it (newest first is the rule), nothing was written",
+    )
+    status, printed = history["void"]
+    assert status == 0
+    assert [line.split(" (")[0] for line in printed.splitlines()[:4]] == [
+        "voided INV-2026-09-000002",
+        "voided INV-2026-10-000002",
+        "voided INV-2026-11-000001",
+        "voided INV-2026-11-000002",
+    ]
+    assert "customer e_seat, 2026-09, 2400.00 USD)" in printed.splitlines()[0]
+    assert history["void_again"][0] == 2
+    assert history["void_again"][1].startswith(
+        "billing void: error: invoice INV-2026-11-000001 (inv_"
+    )
+    assert history["void_again"][1].endswith(") is already void")
+    assert history["void_unknown"] == (
+        2,
+        "billing void: error: no finalized invoice has the id or number 'INV-2026-11-000099'",
+    )
+
+
+def test_voided_periods_are_reissued_with_new_numbers_and_their_credit_back(history):
+    # e_seat September: 3 seats x 900.00 x 0.8 = 2,160.00, less the 100.00 grant the voided
+    # invoice's stray credit row had claimed: 2,060.00. Numbers continue after the ledger's.
+    reason = "seat price was 1,000.00, contract says 900.00"
+    assert history["reissued"] == [
+        ("e_refund", "2026-09", "INV-2026-09-000001", "finalized", *money("2", "0", "2"), None),
+        ("e_refund", "2026-10", "INV-2026-10-000001", "finalized", *money("0", "0", "0"), None),
+        # November again spends the 1.00 credit note its voided invoice had spent.
+        (
+            "e_refund",
+            "2026-11",
+            "INV-2026-11-000003",
+            "finalized",
+            D("3.00"),
+            D("1.00"),
+            D("2.00"),
+            "INV-2026-11-000001",
+        ),
+        (
+            "e_seat",
+            "2026-09",
+            "INV-2026-09-000003",
+            "finalized",
+            D("2160.00"),
+            D("100.00"),
+            D("2060.00"),
+            "INV-2026-09-000002",
+        ),
+        (
+            "e_seat",
+            "2026-10",
+            "INV-2026-10-000003",
+            "finalized",
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            "INV-2026-10-000002",
+        ),
+        (
+            "e_seat",
+            "2026-11",
+            "INV-2026-11-000004",
+            "finalized",
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            "INV-2026-11-000002",
+        ),
+    ]
+    assert history["voided"] == [
+        ("INV-2026-09-000002", D("2400.00"), reason, "INV-2026-09-000003", "finalized"),
+        ("INV-2026-10-000002", D("0.00"), reason, "INV-2026-10-000003", "finalized"),
+        ("INV-2026-11-000001", D("2.00"), reason, "INV-2026-11-000003", "finalized"),
+        ("INV-2026-11-000002", D("0.00"), reason, "INV-2026-11-000004", "finalized"),
+    ]
+    # The note is spent once, by the invoice in force, never twice.
+    assert history["credit_notes_after_void"] == [("e_refund", D("1.00"), D("1.00"), D("0.00"))]
+    # Nothing in the ledger was changed or removed: 6 invoices, 4 voids, 4 reissues.
+    assert history["ledger_after_void"] == [(10, 4)]
 
 
 def test_a_partial_build_never_publishes_and_an_empty_selection_fails(history):

@@ -88,6 +88,7 @@ EXPECTED_ASSETS = {
         "intermediate/int_invoices_calculated",
         "intermediate/int_invoices_credited",
         "intermediate/int_invoices_finalizing",
+        "intermediate/int_invoices_voided",
         "intermediate/int_usage_aggregated_to_periods",
         "ledger/finalization",
         "marts/fct_credit_balances",
@@ -95,6 +96,7 @@ EXPECTED_ASSETS = {
         "marts/fct_invoice_line_items",
         "marts/fct_invoices",
         "marts/fct_reconciliation_periods",
+        "marts/fct_voided_invoices",
         "published/invoices",
     ],
     # The ledger as the previous build left it: read by dbt as a source, written only by
@@ -102,6 +104,7 @@ EXPECTED_ASSETS = {
     "external": [
         "ledger/fct_credit_applications_finalized",
         "ledger/fct_invoice_line_items_finalized",
+        "ledger/fct_invoice_voids",
         "ledger/fct_invoices_finalized",
     ],
 }

@@ -101,6 +101,7 @@ def test_the_ledger_is_read_as_a_source(manifest):
         "int_credit_applications",
         "int_invoice_periods_billed",
         "int_invoices_finalizing",
+        "int_invoices_voided",
     ]
     project_macros = [m for m in manifest["macros"].values() if m["package_name"] == "billing"]
     for node in [*manifest["nodes"].values(), *project_macros]:

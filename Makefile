@@ -20,16 +20,20 @@ UI_PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 BENCH_EVENTS ?= 1000000
 
-.PHONY: demo test setup lint format pytest bench quality ui clean
+.PHONY: help demo test setup lint format pytest bench quality ui clean
+
+# `make help` lists every target with the text after its `##`.
+help: ## list the targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/.synced: pyproject.toml uv.lock
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==$(UV_VERSION); }
 	$(BIN)/uv sync --frozen --quiet
 	@touch $@
 
-setup: $(BIN)/.synced
+setup: $(BIN)/.synced ## create .venv from the lock file (every target runs it)
 
-demo: setup
+demo: setup ## generate a month of events, ingest, build, print the invoices, run the gates
 	$(BIN)/billing generate --events $(DEMO_EVENTS) --spikes 1
 	$(BIN)/billing ingest
 	$(BIN)/billing build
@@ -38,33 +42,33 @@ demo: setup
 
 # The Great Expectations gates over every day and period with data (or DAY=YYYY-MM-DD,
 # PERIOD=YYYY-MM); exits non-zero when a gate fails.
-quality: setup
+quality: setup ## run the Great Expectations gates (DAY=YYYY-MM-DD or PERIOD=YYYY-MM)
 	$(BIN)/billing quality $(if $(DAY),--day $(DAY)) $(if $(PERIOD),--period $(PERIOD))
 
-test: setup lint pytest
+test: setup lint pytest ## lint, then every pytest suite
 
-lint: setup
+lint: setup ## ruff and sqlfluff, checking only
 	$(BIN)/ruff check orchestration tests models
 	$(BIN)/ruff format --check orchestration tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
 
-format: setup
+format: setup ## ruff and sqlfluff, fixing what they can
 	$(BIN)/ruff format orchestration tests models
 	$(BIN)/ruff check --fix orchestration tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff fix models tests --disable-progress-bar
 
-pytest: setup
+pytest: setup ## the pytest suites (they run dbt builds)
 	$(BIN)/pytest
 
-bench: setup
+bench: setup ## measure generate, ingest, build, rebuild, quality (BENCH_EVENTS=N)
 	$(BIN)/python -m orchestration.bench --events $(BENCH_EVENTS)
 
 # The Dagster UI on 127.0.0.1. On a fresh clone it first lands the demo month's events and
 # runs the daily job over them (one run), so launching the monthly job for a closed month
 # from the UI invoices the same data as `make demo`.
-ui: setup
+ui: setup ## the Dagster UI on 127.0.0.1 (UI_PORT=3000), demo data first on a fresh clone
 	@mkdir -p $(DAGSTER_HOME) && cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dbt parse --project-dir . --profiles-dir . --quiet
 	@if [ ! -f data/warehouse.duckdb ]; then \
@@ -74,5 +78,5 @@ ui: setup
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT)
 
-clean:
+clean: ## remove build output and published copies (keeps the warehouse)
 	rm -rf target logs data/published data/published.versions data/published.next

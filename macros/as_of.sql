@@ -1,5 +1,5 @@
 {#
-    The run's "now" as a UTC timestamp (DESIGN 6.1). Every rule that depends on the clock
+    The run's "now" as a UTC timestamp (architecture §6.1). Every rule that depends on the clock
     (future timestamps, finalization) reads it from here, so a run with the same `as_of`
     gives the same answer whenever it is executed.
 #}

@@ -1,5 +1,5 @@
 {#
-    Whether a day falls inside a `[starts_on, ends_on)` range of the seeds (DESIGN 4): the
+    Whether a day falls inside a `[starts_on, ends_on)` range of the seeds (architecture §4): the
     end date is exclusive and a blank end date leaves the range open.
 #}
 {% macro falls_within(day, starts_on, ends_on) -%}

@@ -1,5 +1,5 @@
 {#
-    A meter's aggregation over a set of metered events (DESIGN 6.2), as one query per
+    A meter's aggregation over a set of metered events (architecture §6.2), as one query per
     aggregation kind joined by `union all`. Each branch reads only its meters' rows, so a
     month's max, distinct count, latest or p95 is computed from events, never from days.
     - count: events; sum / max / min: of value_number; unique_count: distinct value_text;

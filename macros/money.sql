@@ -1,6 +1,6 @@
 {#
     The one place money is rounded: half away from zero to the currency's minor units
-    (currencies.csv), as DESIGN 6.4 requires. Every line amount and the invoice tax go
+    (currencies.csv), as architecture §6.4 requires. Every line amount and the invoice tax go
     through here; invoice totals are sums of already-rounded amounts. The result is always
     decimal(38, 4), enough for every ISO 4217 currency (at most 4 minor units).
 #}

@@ -24,7 +24,7 @@
 
 {% macro divide_and_round(numerator, divisor, precision, rounding) -%}
     {#
-        round(numerator / divisor, precision, rounding), exactly (DESIGN 6.2).
+        round(numerator / divisor, precision, rounding), exactly (architecture §6.2).
         rounding: 'up' (toward +inf), 'down' (toward -inf), 'half_up' (halves away from
         zero), 'none' (keep every decimal: 9 places, the scale values are read at).
         precision may be negative (-2 rounds to hundreds); blank means 0.
@@ -47,6 +47,6 @@
 {%- endmacro %}
 
 {% macro transform_quantity(aggregate, divisor, precision, rounding) -%}
-    {# The charge's quantity transform of DESIGN 6.2, applied to a meter's aggregate. #}
+    {# The charge's quantity transform of architecture §6.2, applied to a meter's aggregate. #}
     {{ divide_and_round(aggregate, divisor, precision, rounding) }}
 {%- endmacro %}

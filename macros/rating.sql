@@ -1,5 +1,5 @@
 {#
-    Rating macros: one per charge model (DESIGN 6.3), named as Lago names its services.
+    Rating macros: one per charge model (architecture §6.3), named as Lago names its services.
     Each returns an unrounded decimal amount; rounding happens once, in round_money().
     Tiers are ordered by `tier`; `up_to` is cumulative and inclusive; a tier's lower bound
     is the previous tier's `up_to` (0 for tier 1); a blank `up_to` is the open last tier.

@@ -1,4 +1,4 @@
-"""`billing`: the one command-line entry point (DESIGN section 10).
+"""`billing`: the one command-line entry point (architecture §10).
 
 Every subcommand exits non-zero with a one-line reason on bad input and never shows a
 traceback for a user error.

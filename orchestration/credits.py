@@ -1,4 +1,4 @@
-"""Credit grants applied to invoices (DESIGN 6.4 step 6), as one pure, exact function.
+"""Credit grants applied to invoices (architecture §6.4 step 6), as one pure, exact function.
 
 Applying credit is sequential: what one invoice spends, the next cannot, and grants expire
 in between. That is a loop, not a join, so it lives here and runs as a dbt Python model

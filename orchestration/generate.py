@@ -244,7 +244,7 @@ def messy_event(reason: str, base: dict, rng: random.Random, first_month: date) 
 def reversal_of(
     event_id: str, customer_id: str, event_type: str, timestamp: str, reverses_event_id: str
 ) -> dict:
-    """A correction event (DESIGN 6.5): it carries no properties, only what it cancels."""
+    """A correction event (architecture §6.5): it carries no properties, only what it cancels."""
     return {
         "event_id": event_id,
         "customer_id": customer_id,

@@ -1,4 +1,4 @@
-"""Land event files verbatim in the warehouse's raw tables (DESIGN sections 2 and 3).
+"""Land event files verbatim in the warehouse's raw tables (architecture §2 and §3).
 
 Ingest never interprets an event: it keeps each line exactly as it arrived, with its file,
 line number and load time, so that staging can decide and re-decide what every line means.
@@ -9,7 +9,7 @@ reason, and the other files still land. A landed file can later be withdrawn (`b
 withdraw`): it is recorded in `raw.withdrawn_files` and staging routes its rows to
 `withdrawn`; nothing is ever deleted.
 
-Producers' control totals (DESIGN 3) land beside the events in files named
+Producers' control totals (architecture §3) land beside the events in files named
 `control-totals*.csv` or `control-totals*.jsonl`; they go to their own raw tables, so that the
 event conservation checks keep counting events only.
 """
@@ -604,7 +604,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
 def finalized_invoices_touching(con: duckdb.DuckDBPyConnection, file_id: int) -> list[str]:
     """Finalized invoices that may have billed a landed file's accepted rows.
 
-    An invoice is final forever (DESIGN 6.5): withdrawing events it billed would leave the
+    An invoice is final forever (architecture §6.5): withdrawing events it billed would leave the
     ledger disagreeing with the events and the tie-out failing every build. Conservatively,
     any finalized invoice of a customer with accepted rows in the file, finalized by a build
     that had seen the file, counts. Empty before the first build.

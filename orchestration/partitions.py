@@ -1,4 +1,4 @@
-"""Partition windows and the dbt vars they become (DESIGN 8): small pure functions.
+"""Partition windows and the dbt vars they become (architecture §8): small pure functions.
 
 Orchestration hands dbt a partition's window only through `--vars`; everything else the
 window decides (which day or month the gates check, which month a schedule asks for) is
@@ -15,7 +15,7 @@ from orchestration.quality import Scope
 from orchestration.reference_data import add_months
 
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
-# Run tag that pins a run's "now" (DESIGN 6.1); without it a run uses the current time.
+# Run tag that pins a run's "now" (architecture §6.1); without it a run uses the current time.
 AS_OF_TAG = "billing/as_of"
 # Dagster's own run tags for one partition and for a single-run range of partitions.
 PARTITION_TAG = "dagster/partition"

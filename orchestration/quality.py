@@ -1,4 +1,5 @@
-"""Great Expectations gates over the warehouse, for one UTC day or one billing period (DESIGN 7).
+"""Great Expectations gates over the warehouse, for one UTC day or one billing period
+(architecture §7).
 
 Suites are built in code and run through GX's pandas route (STACK.md: GX's SQL data source
 cannot read DuckDB): each suite reads its table for the scope from the warehouse into a
@@ -329,7 +330,7 @@ def _daily_usage_expectations() -> list:
         gxe.ExpectColumnValuesToNotBeNull(
             column="quantity", description="usage rows without a quantity"
         ),
-        # DESIGN 6.3: event values may be negative (a producer's own correction), and a
+        # architecture §6.3: event values may be negative (a producer's own correction), and a
         # period that ends negative is billed as 0 and reported. A negative day is that
         # report, early: an alert to look at, never a reason to stop the daily job.
         gxe.ExpectColumnValuesToBeBetween(

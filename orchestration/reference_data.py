@@ -322,7 +322,7 @@ def add_months(day: date, months: int) -> date:
 
 
 def seed_rows(customers: list[Customer], first_month: date) -> dict[str, list[list[str]]]:
-    """Every seed file's rows, in the column order of DESIGN section 4."""
+    """Every seed file's rows, in the column order of architecture §4."""
     subscriptions = []
     for index, customer in enumerate(customers, start=1):
         starts_on, ends_on = subscription_window(customer, first_month, index)

@@ -1,4 +1,4 @@
-"""Where things live: the project, the warehouse, the landing folder (DESIGN section 10)."""
+"""Where things live: the project, the warehouse, the landing folder (architecture §10)."""
 
 from __future__ import annotations
 

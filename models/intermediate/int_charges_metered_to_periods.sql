@@ -1,13 +1,13 @@
 {#
     The quantity of every charge of every active subscription in every period: priced events
     (int_events_priced) aggregated with the meter's aggregation and transformed per
-    DESIGN 6.2. Charges without usage get quantity 0, so every charge of the rate card
+    architecture §6.2. Charges without usage get quantity 0, so every charge of the rate card
     reaches the invoice.
 
     Two scenarios: `current` counts every accepted, unreversed event; for periods already
     billed on a finalized invoice, `billed` counts only what that invoice saw (events and
     reversals landed up to its file watermark). Their difference is the late-usage
-    adjustment (DESIGN 6.5), both rated with today's rate card.
+    adjustment (architecture §6.5), both rated with today's rate card.
 #}
 with
 
@@ -120,7 +120,7 @@ charges_per_period as (
         plan_charges.max_amount,
         {{ round_money('plan_charges.max_amount', 'subscription_periods.minor_units') }}
             as max_amount_rounded,
-        {# The per-charge minimum is prorated like the base fee (DESIGN 6.4 step 3). #}
+        {# The per-charge minimum is prorated like the base fee (architecture §6.4 step 3). #}
         {{ round_money(
             divide_and_round(
                 'plan_charges.min_amount * subscription_periods.active_days',
@@ -153,7 +153,7 @@ quantities_transformed as (
 
     select
         *,
-        {# A negative period quantity is billed as zero and reported (DESIGN 6.3). A period
+        {# A negative period quantity is billed as zero and reported (architecture §6.3). A period
            aggregate beyond the supported range (README) is not rated: its invoice is held
            (int_invoices_calculated) instead of the build overflowing for everyone. #}
         abs(aggregate_quantity) >= {{ max_quantity() }} as is_quantity_out_of_range,

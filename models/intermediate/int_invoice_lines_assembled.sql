@@ -1,5 +1,5 @@
 {#
-    Every line of every open invoice, in the order of DESIGN 6.4: base fees prorated by
+    Every line of every open invoice, in the order of architecture §6.4: base fees prorated by
     active days, usage lines (one per tier of a graduated charge), the minimum-commitment
     true-up, and adjustments for periods already billed on a finalized invoice (late usage
     and reversals: the period rated now minus the period as that invoice saw it, both with
@@ -90,7 +90,7 @@ charge_totals_by_scenario as (
 
     {# A charge's amount after its multiplier, capped at max_amount by a negative
        charge_maximum line, then raised to min_amount (prorated like the base fee) by a
-       charge_minimum line (DESIGN 6.3, 6.4 step 3). #}
+       charge_minimum line (architecture §6.3, 6.4 step 3). #}
     select
         subscription_period_id,
         charge_id,

@@ -1,7 +1,7 @@
 {#
     Which customer periods are already billed on a finalized invoice, and up to which landed
     file their usage was seen: the period's own invoice, or a later one that carried
-    adjustments for it. Events landed after that file are late usage (DESIGN 6.5).
+    adjustments for it. Events landed after that file are late usage (architecture §6.5).
     Read from the ledger as the previous build left it (source `ledger`); a voided invoice
     bills nothing, so its period is open again and reissued (DECISIONLOG D48).
 #}

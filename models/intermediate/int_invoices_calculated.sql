@@ -1,8 +1,8 @@
 {#
     The open invoices as they stand at `as_of`: sums of their rounded lines, discounts
-    (never more than the subtotal), tax rounded once per invoice on what remains (DESIGN
-    6.4), and when each becomes final (period end + the customer's grace hours). Credits
-    come next (int_invoices_credited). Finalized invoices are not here: they live in the
+    (never more than the subtotal), tax rounded once per invoice on what remains
+    (architecture §6.4), and when each becomes final (period end + the customer's grace
+    hours). Credits come next (int_invoices_credited). Finalized invoices are not here: they live in the
     ledger and never change.
 #}
 with

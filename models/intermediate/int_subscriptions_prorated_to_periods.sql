@@ -1,6 +1,6 @@
 {#
     Each subscription in each billing period it is active in, with its active days: the
-    basis of base-fee and commitment proration (DESIGN 6.4).
+    basis of base-fee and commitment proration (architecture §6.4).
 #}
 with
 

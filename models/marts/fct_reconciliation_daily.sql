@@ -1,6 +1,6 @@
 {#
     Every event tied from arrival to the invoice, per UTC day x customer x event type
-    (DESIGN 5). A row's day is the event's own UTC day; a row whose timestamp cannot be read
+    (architecture §5). A row's day is the event's own UTC day; a row whose timestamp cannot be read
     is counted on the day it was loaded (`undated_count`), and a missing customer or event
     type is reported as '(missing)'. Producer control totals are compared with the distinct
     events we received that carry the key (received - duplicate - undated). Thresholds are

@@ -1,5 +1,5 @@
 {#
-    Producers' control totals (DESIGN 3): what each producer says it sent, per UTC report
+    Producers' control totals (architecture §3): what each producer says it sent, per UTC report
     date x customer x event type. Every landed row is kept with a status: `accepted`, the
     count reconciliation compares against; `superseded`, when a later control file reports
     the same key again (a producer's correction replaces its earlier count); `quarantined`,

@@ -163,7 +163,7 @@ keys_checked as (
 meter_values as (
 
     {# One row per event and meter that reads a value from it, with the value's exact text.
-       A reversal's properties are ignored (DESIGN 6.5), so reversals are not checked. #}
+       A reversal's properties are ignored (architecture §6.5), so reversals are not checked. #}
     select
         keys_checked.file_id,
         keys_checked.line_number,

@@ -4,7 +4,7 @@
     (DECISIONLOG D38). Among the other rows that passed validation, the first arrival of an
     `event_id` (by file, then line) wins; a later copy with the same payload is a duplicate,
     a later copy with another payload is an `idempotency_conflict`. Then reversals
-    (DESIGN 6.5) are checked against the accepted usage events: a reversal of an unknown
+    (architecture §6.5) are checked against the accepted usage events: a reversal of an unknown
     event, of an event already reversed, or of another customer's or event type's event is
     quarantined. The conservation of raw rows is tested on this model.
 #}

@@ -1,6 +1,6 @@
 {#
     rate_standard and rate_package over literal rows.
-      standard 50,000 x 0.01 = 500.00 (DESIGN 6.3 worked example); 0 x 0.01 = 0;
+      standard 50,000 x 0.01 = 500.00 (architecture §6.3 worked example); 0 x 0.01 = 0;
       1.5 x 0.333 = 0.4995 (unrounded: rounding is round_money's job).
       package 2.00 per 100, 50 free: q=0 -> 0; q=50 -> 0 (free units above usage);
       q=51 -> ceil(1/100) = 1 package = 2.00; q=150 -> 1 -> 2.00; q=150.5 -> 2 -> 4.00;

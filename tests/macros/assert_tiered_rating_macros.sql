@@ -1,7 +1,7 @@
 {#
     rate_graduated, rate_volume and rate_staircase over literal tiers and quantities: zero
     usage, exactly on a tier boundary, just past it, fractional quantities, the open last
-    tier, and the worked examples of DESIGN 6.3. Returns the mismatches.
+    tier, and the worked examples of architecture §6.3. Returns the mismatches.
 
     Tiers: up_to 5,000 @ 0.02 (+10 flat) / 20,000 @ 0.015 (+5 flat) / open @ 0.01.
       graduated q=0        : tier 1 reached at zero              = 10

@@ -1,5 +1,5 @@
 {#
-    transform_quantity (DESIGN 6.2) over literal rows: every rounding mode, negative
+    transform_quantity (architecture §6.2) over literal rows: every rounding mode, negative
     aggregates, negative precision, divisors that do not divide evenly, blank settings.
     Returns the rows whose result differs from the hand-computed one.
 #}

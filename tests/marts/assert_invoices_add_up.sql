@@ -1,5 +1,5 @@
 {#
-    The invoice identities of DESIGN 5 that span models: subtotal = sum of line amounts,
+    The invoice identities of architecture §5 that span models: subtotal = sum of line amounts,
     line_item_count = lines, every amount already rounded to the currency's minor units,
     invoice currency = customer currency, and exactly one invoice per customer and period
     with an active subscription. One row per violation.

@@ -1,4 +1,4 @@
-"""Credit allocation rules (DESIGN 6.4 step 6), on the pure function, with exact decimals."""
+"""Credit allocation rules (architecture §6.4 step 6), on the pure function, with exact decimals."""
 
 from __future__ import annotations
 

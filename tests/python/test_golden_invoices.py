@@ -351,7 +351,7 @@ def test_multipliers_charge_limits_and_discounts(golden):
 
 
 def test_custom_pricing_unit_paid_with_credits(golden):
-    # DESIGN 6.3: 5,000 calls at 1 + 200 GB at 5 = 6,000 CREDITS; a 10,000 grant pays
+    # architecture §6.3: 5,000 calls at 1 + 200 GB at 5 = 6,000 CREDITS; a 10,000 grant pays
     # 6,000 and 4,000 are left. No base fee (blank), no tax.
     assert lines(golden, "g_cred", "2026-09-01") == [
         ("usage", "c_cred_api", None, D("5000"), D("5000")),

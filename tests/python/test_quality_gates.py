@@ -438,7 +438,7 @@ def test_a_negative_usage_day_is_a_warning_not_a_failed_gate(clean, workspace, t
         "order by customer_id, meter_id limit 1",
         [day],
     )[0]
-    # A producer's corrections larger than the day's usage (DESIGN 6.3).
+    # A producer's corrections larger than the day's usage (architecture §6.3).
     copy = broken_copy(
         workspace,
         tmp_path,

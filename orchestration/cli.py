@@ -43,6 +43,7 @@ def positive_int(text: str) -> int:
 
 def command_generate(args: argparse.Namespace) -> None:
     from orchestration.generate import GenerateOptions, generate
+    from orchestration.reference_data import SeedsError
 
     settings = load_settings()
     options = GenerateOptions(
@@ -53,16 +54,20 @@ def command_generate(args: argparse.Namespace) -> None:
         seed=args.seed,
         spikes=args.spikes,
         control_totals=not args.no_control_totals,
+        replace_accounts=args.replace_accounts,
     )
     started = time.perf_counter()
-    record = generate(options, settings.landing_dir, settings.seeds_dir, args.record)
+    try:
+        record = generate(options, settings.landing_dir, settings.seeds_dir, args.record)
+    except SeedsError as error:
+        raise UserError(str(error)) from error
     elapsed = time.perf_counter() - started
     print(
         f"generated {record['raw_rows']:,} lines in {len(record['files'])} files "
         f"({record['accepted']:,} valid, {record['duplicate']:,} duplicate deliveries, "
         f"{record['quarantined']:,} bad) in {elapsed:.1f}s\n"
         f"  landing files: {settings.landing_dir}\n"
-        f"  seeds:         {settings.seeds_dir}\n"
+        f"  accounts:      {settings.seeds_dir / 'accounts'} (rate cards read, not written)\n"
         f"  record:        {args.record}"
     )
 
@@ -297,9 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser(
         "generate",
-        help="write realistic sample landing files and matching seeds",
-        description="Write sample landing files (with injected mess), seeds and a record "
-        "of what was injected. Deterministic for a given --seed.",
+        help="write realistic sample landing files and the demo's accounts",
+        description="Write sample landing files (with injected mess), the demo's customers "
+        "and subscriptions (seeds/accounts/) and a record of what was injected. The rate "
+        "cards (seeds/rate_cards/) are read, never written. Deterministic for a given --seed.",
     )
     generate.add_argument(
         "--events",
@@ -330,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-control-totals",
         action="store_true",
         help="do not write the producer's control-totals files",
+    )
+    generate.add_argument(
+        "--replace-accounts",
+        action="store_true",
+        help="overwrite account seeds someone edited (refused without it)",
     )
     generate.add_argument(
         "--record",

@@ -19,15 +19,17 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
+from orchestration.calendar import add_months
 from orchestration.reference_data import (
     PLAN_EVENT_MIX,
     PLANS_WITH_STORAGE,
     Customer,
-    add_months,
+    account_rows,
     make_customers,
-    seed_rows,
+    plan_currencies,
+    prepare_seeds_dir,
     subscription_window,
-    write_seeds,
+    write_accounts,
 )
 
 FILE_PREFIX = "events-"
@@ -89,6 +91,7 @@ class GenerateOptions:
     seed: int = 42
     spikes: int = 0
     control_totals: bool = True
+    replace_accounts: bool = False
 
 
 @dataclass(frozen=True)
@@ -446,10 +449,14 @@ def build_record(files: list[LandingFile], options: GenerateOptions, offsets: in
 def generate(
     options: GenerateOptions, landing_dir: Path, seeds_dir: Path, record_path: Path
 ) -> dict:
-    """Write seeds, landing files and the record of what was injected; return the record."""
+    """Write the demo's accounts, landing files and the record of what was injected; return
+    the record. The rate cards are read from `seeds_dir`, never written."""
     rng = random.Random(options.seed)
-    customers = make_customers(options.customers, rng)
-    write_seeds(seeds_dir, seed_rows(customers, options.first_month))
+    prepare_seeds_dir(seeds_dir)
+    customers = make_customers(options.customers, rng, plan_currencies(seeds_dir))
+    write_accounts(
+        seeds_dir, account_rows(customers, options.first_month), options.replace_accounts
+    )
     end = add_months(options.first_month, options.months)
     days = [
         options.first_month + timedelta(days=i) for i in range((end - options.first_month).days)

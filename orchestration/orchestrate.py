@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from orchestration.calendar import add_months
 from orchestration.partitions import (
     AS_OF_TAG,
     PARTITION_TAG,
@@ -17,7 +18,6 @@ from orchestration.partitions import (
     window_of_run,
 )
 from orchestration.quality import Scope
-from orchestration.reference_data import add_months
 from orchestration.settings import dagster_home
 
 

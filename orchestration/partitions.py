@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from orchestration.calendar import add_months
 from orchestration.quality import Scope
-from orchestration.reference_data import add_months
 
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
 # Run tag that pins a run's "now" (architecture §6.1); without it a run uses the current time.

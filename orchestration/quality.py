@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration.reference_data import add_months
+from orchestration.calendar import add_months
 from orchestration.settings import quiet_environment
 
 # Share of a landed file's rows that may be quarantined before the staged-events gate fails

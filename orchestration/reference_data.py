@@ -1,240 +1,121 @@
-"""The demo's reference data (seeds): currencies, customers, meters, plans and rate cards.
+"""The seeds: where each one lives, its columns, and the demo's population of accounts.
 
-These are the rate cards a real usage-priced SaaS would publish: a free allowance with
-graduated API pricing, volume-priced storage, package-priced images, staircase-priced seats,
-per-model token prices and an enterprise plan with a minimum commitment, in USD, EUR and JPY.
+Rate cards are data written by people: `seeds/rate_cards/` (currencies, meters, plans,
+charges, tiers) is committed and never written by code. Accounts (customers,
+subscriptions, overrides, grants, discounts) live in `seeds/accounts/`; the demo generator
+writes its population there, and refuses to overwrite a file someone edited. Each seed's
+columns and types are described once, in `seeds/_seeds.yml`.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
+import io
+import json
 import random
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-SEED_COLUMNS: dict[str, list[str]] = {
-    "currencies": ["currency", "minor_units"],
-    "customers": [
-        "customer_id",
-        "customer_name",
-        "currency",
-        "tax_rate",
-        "invoice_grace_hours",
-        "timezone",
-    ],
-    "meters": [
-        "meter_id",
-        "event_type",
-        "aggregation",
-        "value_property",
-        "group_by_property",
-        "unit_name",
-        "description",
-    ],
-    "plans": ["plan_id", "plan_name", "currency", "base_fee", "minimum_commitment"],
-    "plan_charges": [
-        "charge_id",
-        "plan_id",
-        "meter_id",
-        "dimension_value",
-        "charge_model",
-        "unit_price",
-        "package_size",
-        "free_units",
-        "quantity_divisor",
-        "quantity_rounding",
-        "quantity_precision",
-        "min_amount",
-        "max_amount",
-        "display_name",
-    ],
-    "plan_charge_tiers": ["charge_id", "tier", "up_to", "unit_price", "flat_fee"],
-    "subscriptions": ["subscription_id", "customer_id", "plan_id", "starts_on", "ends_on"],
-    "subscription_overrides": ["subscription_id", "charge_id", "price_multiplier"],
-    "credit_grants": [
-        "grant_id",
-        "customer_id",
-        "amount",
-        "currency",
-        "granted_on",
-        "expires_on",
-        "priority",
-    ],
-    "discounts": [
-        "discount_id",
-        "customer_id",
-        "discount_type",
-        "value",
-        "starts_on",
-        "ends_on",
-    ],
-}
+import yaml
 
-CURRENCIES = [("USD", 2), ("EUR", 2), ("JPY", 0), ("CREDITS", 0)]
+from orchestration.calendar import add_months
+from orchestration.settings import DEFAULT_SEEDS_DIR
 
-# meter_id, event_type, aggregation, value_property, group_by_property, unit_name, description
-METERS = [
-    ("api_calls", "api_call", "count", "", "", "call", "API requests served"),
-    ("input_tokens", "llm_tokens", "sum", "tokens_input", "model", "token", "Prompt tokens"),
-    ("output_tokens", "llm_tokens", "sum", "tokens_output", "model", "token", "Output tokens"),
-    ("storage_gb", "storage_snapshot", "max", "gb", "", "GB", "Peak storage held"),
-    ("active_users", "user_activity", "unique_count", "user_id", "", "user", "Distinct users"),
-    ("images", "image_generation", "count", "", "", "image", "Images generated"),
-]
-
-# plan_id, plan_name, currency, base_fee, minimum_commitment
-PLANS = [
-    ("starter_usd", "Starter", "USD", "49.00", ""),
-    ("growth_usd", "Growth", "USD", "499.00", ""),
-    ("enterprise_usd", "Enterprise", "USD", "2000.00", "1500.00"),
-    ("growth_eur", "Growth (EUR)", "EUR", "459.00", ""),
-    ("starter_jpy", "Starter (JPY)", "JPY", "7500", ""),
-]
+SEEDS_PROPERTIES = "_seeds.yml"
+RATE_CARDS = ("currencies", "meters", "plans", "plan_charges", "plan_charge_tiers")
+ACCOUNTS = ("customers", "subscriptions", "subscription_overrides", "credit_grants", "discounts")
+FOLDERS = {**dict.fromkeys(RATE_CARDS, "rate_cards"), **dict.fromkeys(ACCOUNTS, "accounts")}
+# What the generator last wrote to accounts/, so a hand edit is never overwritten silently.
+GENERATED_STAMP = ".generated.json"
 
 
-@dataclass(frozen=True)
-class Charge:
-    """One priced line of a rate card; blank strings are blank seed cells."""
-
-    charge_id: str
-    plan_id: str
-    meter_id: str
-    charge_model: str
-    display_name: str
-    dimension_value: str = ""
-    unit_price: str = ""
-    package_size: str = ""
-    free_units: str = ""
-    quantity_divisor: str = ""
-    quantity_rounding: str = "none"
-    quantity_precision: str = ""
-    min_amount: str = ""
-    max_amount: str = ""
-    tiers: tuple[tuple[str, str, str], ...] = ()  # (up_to, unit_price, flat_fee)
+class SeedsError(Exception):
+    """Seeds the generator cannot use or must not overwrite; one line for the CLI."""
 
 
-def _per_thousand(charge_id: str, plan_id: str, meter: str, model: str, price: str) -> Charge:
-    """Token prices are quoted per 1,000 tokens, billed in whole thousands rounded up."""
-    label = model or "other models"
-    return Charge(
-        charge_id,
-        plan_id,
-        meter,
-        "standard",
-        f"{meter.replace('_', ' ').capitalize()} ({label}), per 1K",
-        dimension_value=model,
-        unit_price=price,
-        quantity_divisor="1000",
-        quantity_rounding="up",
-        quantity_precision="0",
-    )
+@functools.cache
+def seed_columns() -> dict[str, list[str]]:
+    """Each seed's columns in CSV order, from `seeds/_seeds.yml` (its `column_types`)."""
+    properties = yaml.safe_load((DEFAULT_SEEDS_DIR / SEEDS_PROPERTIES).read_text())
+    return {seed["name"]: list(seed["config"]["column_types"]) for seed in properties["seeds"]}
 
 
-STORAGE_TIERS = (("100", "0.25", "0"), ("1000", "0.20", "0"), ("", "0.15", "0"))
-SEAT_STEPS = (("5", "0", "0"), ("25", "0", "250"), ("100", "0", "900"), ("", "0", "2500"))
+def seed_path(seeds_dir: Path, name: str) -> Path:
+    return seeds_dir / FOLDERS[name] / f"{name}.csv"
 
-CHARGES = [
-    Charge(
-        "starter_api_calls",
-        "starter_usd",
-        "api_calls",
-        "graduated",
-        "API calls",
-        tiers=(("10000", "0", "0"), ("1000000", "0.0005", "0"), ("", "0.0003", "0")),
-    ),
-    Charge(
-        "starter_storage",
-        "starter_usd",
-        "storage_gb",
-        "volume",
-        "Storage (peak GB)",
-        quantity_divisor="1",
-        quantity_rounding="up",
-        quantity_precision="0",
-        tiers=STORAGE_TIERS,
-    ),
-    Charge(
-        "starter_images",
-        "starter_usd",
-        "images",
-        "package",
-        "Images, per 100",
-        unit_price="2.00",
-        package_size="100",
-        free_units="50",
-    ),
-    Charge(
-        "growth_api_calls",
-        "growth_usd",
-        "api_calls",
-        "graduated",
-        "API calls",
-        tiers=(("100000", "0", "0"), ("5000000", "0.0004", "0"), ("", "0.00025", "0")),
-    ),
-    _per_thousand("growth_input_gpt4", "growth_usd", "input_tokens", "gpt-4", "0.03"),
-    _per_thousand("growth_input_other", "growth_usd", "input_tokens", "", "0.0015"),
-    _per_thousand("growth_output_gpt4", "growth_usd", "output_tokens", "gpt-4", "0.06"),
-    _per_thousand("growth_output_other", "growth_usd", "output_tokens", "", "0.002"),
-    Charge("growth_seats", "growth_usd", "active_users", "staircase", "Seats", tiers=SEAT_STEPS),
-    Charge(
-        "enterprise_api_calls",
-        "enterprise_usd",
-        "api_calls",
-        "standard",
-        "API calls",
-        unit_price="0.002",
-    ),
-    _per_thousand("enterprise_input", "enterprise_usd", "input_tokens", "", "0.001"),
-    _per_thousand("enterprise_output", "enterprise_usd", "output_tokens", "", "0.0015"),
-    Charge(
-        "enterprise_storage",
-        "enterprise_usd",
-        "storage_gb",
-        "volume",
-        "Storage (peak GB)",
-        quantity_divisor="1",
-        quantity_rounding="up",
-        quantity_precision="0",
-        tiers=STORAGE_TIERS,
-    ),
-    Charge(
-        "enterprise_seats",
-        "enterprise_usd",
-        "active_users",
-        "staircase",
-        "Seats",
-        tiers=SEAT_STEPS,
-    ),
-    Charge(
-        "growth_eur_api_calls",
-        "growth_eur",
-        "api_calls",
-        "graduated",
-        "API calls",
-        tiers=(("100000", "0", "0"), ("", "0.00035", "0")),
-    ),
-    _per_thousand("growth_eur_input", "growth_eur", "input_tokens", "", "0.0014"),
-    _per_thousand("growth_eur_output", "growth_eur", "output_tokens", "", "0.0018"),
-    Charge(
-        "starter_jpy_api_calls",
-        "starter_jpy",
-        "api_calls",
-        "graduated",
-        "API calls",
-        tiers=(("10000", "0", "0"), ("", "0.07", "0")),
-    ),
-    Charge(
-        "starter_jpy_images",
-        "starter_jpy",
-        "images",
-        "package",
-        "Images, per 100",
-        unit_price="300",
-        package_size="100",
-        free_units="50",
-    ),
-]
+
+def csv_text(name: str, rows: list[list[str]]) -> str:
+    """A seed file's text: its header, then its rows (an empty seed keeps its header)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(seed_columns()[name])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_seed(seeds_dir: Path, name: str) -> list[dict[str, str]]:
+    path = seed_path(seeds_dir, name)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError as error:
+        raise SeedsError(f"no {name} seed at {path}") from error
+
+
+def prepare_seeds_dir(seeds_dir: Path) -> None:
+    """A seeds folder other than the project's gets the seed properties and, unless it
+    already has its own, the committed rate cards (a test or bench scenario)."""
+    if seeds_dir.resolve() == DEFAULT_SEEDS_DIR.resolve():
+        return
+    seeds_dir.mkdir(parents=True, exist_ok=True)
+    properties = DEFAULT_SEEDS_DIR / SEEDS_PROPERTIES
+    (seeds_dir / SEEDS_PROPERTIES).write_text(properties.read_text())
+    for name in RATE_CARDS:
+        target = seed_path(seeds_dir, name)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(seed_path(DEFAULT_SEEDS_DIR, name).read_text())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def edited_accounts(seeds_dir: Path, texts: dict[str, str]) -> list[str]:
+    """Account files that differ from what the generator would write now and from what it
+    wrote last: somebody edited them."""
+    stamp_path = seeds_dir / "accounts" / GENERATED_STAMP
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+    edited = []
+    for name, text in texts.items():
+        path = seed_path(seeds_dir, name)
+        if not path.exists():
+            continue
+        current = path.read_text(encoding="utf-8")
+        if current != text and _digest(current) != stamp.get(name):
+            edited.append(path.name)
+    return edited
+
+
+def write_accounts(seeds_dir: Path, rows: dict[str, list[list[str]]], replace: bool) -> None:
+    """Write the demo's accounts; refused when that would overwrite someone's edits."""
+    texts = {name: csv_text(name, rows[name]) for name in ACCOUNTS}
+    edited = edited_accounts(seeds_dir, texts)
+    if edited and not replace:
+        raise SeedsError(
+            f"{seeds_dir / 'accounts'} has edits the generator did not make "
+            f"({', '.join(edited)}); nothing was written. Keep them and skip generating, or "
+            "pass --replace-accounts to replace the accounts with the demo's"
+        )
+    (seeds_dir / "accounts").mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        seed_path(seeds_dir, name).write_text(text, encoding="utf-8")
+    stamp = {name: _digest(text) for name, text in texts.items()}
+    (seeds_dir / "accounts" / GENERATED_STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
+
 
 # Which event types each plan's customers send, with relative weights.
 PLAN_EVENT_MIX = {
@@ -276,14 +157,26 @@ def _plan_for(index: int) -> str:
     return "growth_usd" if index % 3 == 0 else "starter_usd"
 
 
-def make_customers(count: int, rng: random.Random) -> list[Customer]:
+def plan_currencies(seeds_dir: Path) -> dict[str, str]:
+    """Each demo plan's currency, from the rate cards; a demo plan missing there is an error."""
+    currencies = {row["plan_id"]: row["currency"] for row in read_seed(seeds_dir, "plans")}
+    missing = sorted(set(PLAN_EVENT_MIX) - set(currencies))
+    if missing:
+        raise SeedsError(
+            f"the demo population subscribes customers to plans the rate cards lack "
+            f"({', '.join(missing)}; {seed_path(seeds_dir, 'plans')})"
+        )
+    return currencies
+
+
+def make_customers(count: int, rng: random.Random, currencies: dict[str, str]) -> list[Customer]:
     """Customers with a heavy-tailed usage weight: a few large accounts, a long tail."""
     tax_by_currency = {"USD": ["0", "0.0725", "0.0875"], "EUR": ["0.19", "0.2"], "JPY": ["0.1"]}
     zones = {"USD": "America/New_York", "EUR": "Europe/Berlin", "JPY": "Asia/Tokyo"}
     customers = []
     for index in range(1, count + 1):
         plan = _plan_for(index)
-        currency = next(p[2] for p in PLANS if p[0] == plan)
+        currency = currencies[plan]
         word = COMPANY_WORDS[(index - 1) % len(COMPANY_WORDS)]
         suffix = COMPANY_SUFFIXES[(index - 1) // len(COMPANY_WORDS) % len(COMPANY_SUFFIXES)]
         customers.append(
@@ -316,13 +209,9 @@ def subscription_window(customer: Customer, first_month: date, index: int) -> tu
     return starts_on, ends_on
 
 
-def add_months(day: date, months: int) -> date:
-    month_index = day.year * 12 + day.month - 1 + months
-    return date(month_index // 12, month_index % 12 + 1, 1)
-
-
-def seed_rows(customers: list[Customer], first_month: date) -> dict[str, list[list[str]]]:
-    """Every seed file's rows, in the column order of architecture §4."""
+def account_rows(customers: list[Customer], first_month: date) -> dict[str, list[list[str]]]:
+    """The demo's account seeds: customers and their subscriptions; no overrides, grants or
+    discounts (the tests write their own)."""
     subscriptions = []
     for index, customer in enumerate(customers, start=1):
         starts_on, ends_on = subscription_window(customer, first_month, index)
@@ -336,7 +225,6 @@ def seed_rows(customers: list[Customer], first_month: date) -> dict[str, list[li
             ]
         )
     return {
-        "currencies": [[code, str(units)] for code, units in CURRENCIES],
         "customers": [
             [
                 c.customer_id,
@@ -348,44 +236,8 @@ def seed_rows(customers: list[Customer], first_month: date) -> dict[str, list[li
             ]
             for c in customers
         ],
-        "meters": [list(meter) for meter in METERS],
-        "plans": [list(plan) for plan in PLANS],
-        "plan_charges": [
-            [
-                c.charge_id,
-                c.plan_id,
-                c.meter_id,
-                c.dimension_value,
-                c.charge_model,
-                c.unit_price,
-                c.package_size,
-                c.free_units,
-                c.quantity_divisor,
-                c.quantity_rounding,
-                c.quantity_precision,
-                c.min_amount,
-                c.max_amount,
-                c.display_name,
-            ]
-            for c in CHARGES
-        ],
-        "plan_charge_tiers": [
-            [c.charge_id, str(tier), up_to, price, flat]
-            for c in CHARGES
-            for tier, (up_to, price, flat) in enumerate(c.tiers, start=1)
-        ],
         "subscriptions": subscriptions,
         "subscription_overrides": [],
         "credit_grants": [],
         "discounts": [],
     }
-
-
-def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
-    """Write each seed as CSV with its header; empty seeds keep their header."""
-    seeds_dir.mkdir(parents=True, exist_ok=True)
-    for name, columns in SEED_COLUMNS.items():
-        with (seeds_dir / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows(rows[name])

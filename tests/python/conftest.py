@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import socket
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from orchestration.reference_data import prepare_seeds_dir, seed_columns, seed_path
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
 quiet_environment()
@@ -35,6 +37,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         patch.setenv("BILLING_SEEDS_DIR", str(seeds_dir))
         yield settings
     shutil.rmtree(seeds_dir, ignore_errors=True)
+
+
+def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
+    """A scenario's own seeds, rate cards and accounts, each with its header, in the
+    layout of seeds/ (rate_cards/, accounts/, the seed properties beside them)."""
+    prepare_seeds_dir(seeds_dir)
+    for name, columns in seed_columns().items():
+        path = seed_path(seeds_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows[name])
 
 
 def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path) -> dict:

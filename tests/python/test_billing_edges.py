@@ -16,12 +16,11 @@ from decimal import Decimal as D
 
 import duckdb
 import pytest
-from conftest import TEST_SEEDS_ROOT, query
+from conftest import TEST_SEEDS_ROOT, query, write_seeds
 
 from orchestration import cli, ledger
 from orchestration.build import BuildError, build, dbt_vars, publish, run_dbt
 from orchestration.ingest import ingest_files
-from orchestration.reference_data import write_seeds
 from orchestration.settings import PROJECT_DIR, Settings
 
 

@@ -345,9 +345,9 @@ def broken_seeds():
     """The project's seeds with a tax rate that is not a number: the seed load fails."""
     seeds = TEST_SEEDS_ROOT / uuid.uuid4().hex[:12]
     shutil.copytree(PROJECT_DIR / "seeds", seeds)
-    rows = list(csv.reader((seeds / "customers.csv").open()))
+    rows = list(csv.reader((seeds / "accounts" / "customers.csv").open()))
     rows[1][rows[0].index("tax_rate")] = "eight percent"
-    with (seeds / "customers.csv").open("w", newline="") as handle:
+    with (seeds / "accounts" / "customers.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     yield seeds
     shutil.rmtree(seeds, ignore_errors=True)

@@ -1,11 +1,16 @@
-"""The generator is deterministic, and the committed seeds are exactly what it writes."""
+"""The generator is deterministic, writes only the demo's accounts (the committed ones are
+exactly what it writes), reads the rate cards and never overwrites someone's edits."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import date
 
+import pytest
+
 from orchestration.generate import GenerateOptions, format_utc, generate, with_offset
+from orchestration.reference_data import SeedsError
 from orchestration.settings import DEFAULT_SEEDS_DIR
 
 SMALL = GenerateOptions(events=3_000, customers=8, months=1, first_month=date(2026, 9, 1), seed=3)
@@ -13,8 +18,9 @@ SMALL = GenerateOptions(events=3_000, customers=8, months=1, first_month=date(20
 
 def digest(folder) -> dict[str, str]:
     return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.iterdir())
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -34,10 +40,43 @@ def test_record_adds_up(tmp_path):
     assert record["quarantined_by_reason"]["idempotency_conflict"] == 2  # 0.05 %, rounded
 
 
-def test_committed_seeds_are_what_the_generator_writes(tmp_path):
+def test_committed_accounts_are_what_the_generator_writes(tmp_path):
     defaults = GenerateOptions(events=1_000)
     generate(defaults, tmp_path / "landing", tmp_path / "seeds", tmp_path / "r.json")
-    assert digest(tmp_path / "seeds") == digest(DEFAULT_SEEDS_DIR)
+    assert digest(tmp_path / "seeds" / "accounts") == digest(DEFAULT_SEEDS_DIR / "accounts")
+
+
+def test_the_generator_reads_the_rate_cards_and_never_writes_them(tmp_path):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(DEFAULT_SEEDS_DIR, seeds)
+    # A price someone changed by hand, and a plan they added, survive a generate.
+    plans = seeds / "rate_cards" / "plans.csv"
+    plans.write_text(plans.read_text() + "gpu_usd,GPU Cloud,USD,99.00,\n")
+    before = digest(seeds / "rate_cards")
+    generate(SMALL, tmp_path / "landing", seeds, tmp_path / "r.json")
+    assert digest(seeds / "rate_cards") == before
+    # A demo plan the rate cards lack is a clear error, not a crash.
+    plans.write_text("plan_id,plan_name,currency,base_fee,minimum_commitment\n")
+    with pytest.raises(SeedsError, match=r"plans the rate cards lack .*growth_eur"):
+        generate(SMALL, tmp_path / "landing", seeds, tmp_path / "r.json")
+
+
+def test_the_generator_never_overwrites_edited_accounts(tmp_path):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(DEFAULT_SEEDS_DIR, seeds)
+    # Its own earlier output (other options) is replaced without asking.
+    generate(SMALL, tmp_path / "landing", seeds, tmp_path / "r.json")
+    customers = seeds / "accounts" / "customers.csv"
+    assert customers.read_text().count("\n") == 1 + 8
+    # A customer added by hand is not.
+    customers.write_text(customers.read_text() + "acme_gpu,Acme GPU,USD,0,,UTC\n")
+    edited = customers.read_text()
+    with pytest.raises(SeedsError, match=r"has edits the generator did not make \(customers.csv\)"):
+        generate(SMALL, tmp_path / "landing", seeds, tmp_path / "r.json")
+    assert customers.read_text() == edited
+    options = GenerateOptions(**{**SMALL.__dict__, "replace_accounts": True})
+    generate(options, tmp_path / "landing", seeds, tmp_path / "r.json")
+    assert "acme_gpu" not in customers.read_text()
 
 
 def test_offsets_name_the_same_instant():

@@ -12,11 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import query
+from conftest import query, write_seeds
 
 from orchestration.build import build
 from orchestration.ingest import ingest_files
-from orchestration.reference_data import write_seeds
 
 AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
 

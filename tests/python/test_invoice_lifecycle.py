@@ -13,11 +13,10 @@ from datetime import date
 from decimal import Decimal as D
 
 import pytest
-from conftest import query
+from conftest import query, write_seeds
 
 from orchestration.build import build, dbt_vars, publish, run_dbt
 from orchestration.ingest import ingest_files
-from orchestration.reference_data import write_seeds
 
 
 def seeds(tier_2_price: str) -> dict:

@@ -329,10 +329,10 @@ def broken(definitions, orchestrated, workspace, tmp_path, monkeypatch):
     negative: a mistake no dbt test catches, but the invoice gate does."""
     seeds = TEST_SEEDS_ROOT / uuid.uuid4().hex[:12]
     shutil.copytree(workspace.seeds_dir, seeds)
-    rows = list(csv.reader((seeds / "customers.csv").open()))
+    rows = list(csv.reader((seeds / "accounts" / "customers.csv").open()))
     header, customer = rows[0], rows[1]
     customer[header.index("tax_rate")] = "-0.1"
-    with (seeds / "customers.csv").open("w", newline="") as handle:
+    with (seeds / "accounts" / "customers.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     settings = Settings(tmp_path / "broken.duckdb", workspace.landing_dir, seeds)
     monkeypatch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))

@@ -2,7 +2,7 @@
 
 Applying credit is sequential: what one invoice spends, the next cannot, and grants expire
 in between. That is a loop, not a join, so it lives here and runs as a dbt Python model
-(models/intermediate/int_credit_applications.py); everything is Decimal, never float.
+(models/intermediate/billing/int_credit_applications.py); everything is Decimal, never float.
 """
 
 from __future__ import annotations

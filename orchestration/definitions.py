@@ -3,9 +3,9 @@
 - Ingest is an upstream asset over the landing folder; it produces the raw tables dbt reads
   as sources.
 - The dbt project becomes assets through dagster-dbt. Which partitions an asset has comes
-  from dbt: `meta.partition` (daily or monthly, set per folder in dbt_project.yml and
-  overridden in a model's YAML); asset keys and groups come from each node's schema, i.e.
-  its folder. No model is named here.
+  from dbt: `meta.partition` (daily or monthly, set once per folder in dbt_project.yml);
+  the steps are the selectors of selectors.yml; asset keys come from each node's schema and
+  groups from its area folder. No model is named here.
 - Each partition kind is split in two at its gate: daily staging, then (after the staged
   events gate) daily usage and reconciliation; monthly rating, then (after the invoice
   candidates gate) the invoice marts, then (after the invoice gates) the one ledger
@@ -76,7 +76,9 @@ MONTHLY = dg.MonthlyPartitionsDefinition(start_date=partitions_start().replace(d
 
 
 class BillingTranslator(DagsterDbtTranslator):
-    """Asset keys and groups from each dbt node's schema (its folder), never from its name."""
+    """Asset keys from each dbt node's schema and groups from its folder, never from its
+    name: the groups are the areas of the two pipelines (metering, billing, ledger,
+    landing, usage, reconciliation, invoicing)."""
 
     def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -86,12 +88,20 @@ class BillingTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props) -> str:
         if dbt_resource_props["resource_type"] == "source":
             return dbt_resource_props["source_name"]
-        return layer_of(dbt_resource_props)
+        return area_of(dbt_resource_props)
 
 
 def layer_of(dbt_resource_props) -> str:
     """The node's schema (staging, intermediate, marts, ledger, reference, audit)."""
     return dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
+
+
+def area_of(dbt_resource_props) -> str:
+    """The model's area folder (models/marts/invoicing -> invoicing), else its schema."""
+    fqn = dbt_resource_props.get("fqn", [])
+    if dbt_resource_props["resource_type"] == "model" and len(fqn) > 3:
+        return fqn[2]
+    return layer_of(dbt_resource_props)
 
 
 TRANSLATOR = BillingTranslator()
@@ -112,14 +122,13 @@ def dbt_build(context, dbt: DbtCliResource, kind: str):
     yield from dbt.cli(args, context=context).stream()
 
 
-def partitioned_dbt_assets(name: str, select: str, exclude: str, kind: str):
-    """One dbt_assets op over the selected nodes, in the daily or monthly partitions."""
+def partitioned_dbt_assets(name: str, selector: str, kind: str):
+    """One dbt_assets op over a selector of selectors.yml, in the daily or monthly partitions."""
 
     @dbt_assets(
         manifest=DBT_PROJECT.manifest_path,
         project=DBT_PROJECT,
-        select=select,
-        exclude=exclude,
+        selector=selector,
         name=name,
         partitions_def=DAILY if kind == "daily" else MONTHLY,
         dagster_dbt_translator=TRANSLATOR,
@@ -132,19 +141,11 @@ def partitioned_dbt_assets(name: str, select: str, exclude: str, kind: str):
     return _assets
 
 
-STAGING_SELECTION = (
-    "config.meta.partition:daily,resource_type:seed config.meta.partition:daily,path:models/staging"
-)
-RATING_SELECTION = "config.meta.partition:monthly,path:models/intermediate"
-
-daily_staging = partitioned_dbt_assets("dbt_staging", STAGING_SELECTION, "", "daily")
-daily_usage = partitioned_dbt_assets(
-    "dbt_daily_usage", "config.meta.partition:daily", STAGING_SELECTION, "daily"
-)
-monthly_rating = partitioned_dbt_assets("dbt_rating", RATING_SELECTION, "", "monthly")
-monthly_invoicing = partitioned_dbt_assets(
-    "dbt_invoicing", "config.meta.partition:monthly", RATING_SELECTION, "monthly"
-)
+# Each pipeline is cut at its gate; the cuts are named in selectors.yml.
+daily_staging = partitioned_dbt_assets("dbt_staging", "daily_staging", "daily")
+daily_usage = partitioned_dbt_assets("dbt_daily_usage", "daily_usage", "daily")
+monthly_rating = partitioned_dbt_assets("dbt_rating", "monthly_rating", "monthly")
+monthly_invoicing = partitioned_dbt_assets("dbt_invoicing", "monthly_invoicing", "monthly")
 
 
 @dg.multi_asset(
@@ -179,6 +180,19 @@ def landed_events(context: dg.AssetExecutionContext):
                 "files_rejected": len(result.rejected_files),
             },
         )
+
+
+def ledger_source_specs() -> list[dg.AssetSpec]:
+    """The ledger tables dbt reads as source `ledger`, in the `ledger` group beside the
+    models that read them and the finalization that appends to them (names from dbt)."""
+    manifest = json.loads(DBT_PROJECT.manifest_path.read_text())
+    return [
+        dg.AssetSpec(
+            ["ledger", source["name"]], description=source["description"], group_name="ledger"
+        )
+        for source in manifest["sources"].values()
+        if source["source_name"] == "ledger"
+    ]
 
 
 @dg.asset(
@@ -402,6 +416,7 @@ defs = dg.Definitions(
         ledger_finalization,
         published_reconciliation,
         published_invoices,
+        *ledger_source_specs(),
     ],
     asset_checks=GATES,
     jobs=[daily_reconciliation_job, monthly_invoicing_job],

@@ -141,6 +141,41 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         partitions = graph.get(key).partitions_def
         assets[kinds[type(partitions).__name__]].append(key.to_user_string())
     assert {kind: sorted(keys) for kind, keys in assets.items()} == EXPECTED_ASSETS
+    # Groups are the areas of the two pipelines, from the folders.
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.path[-1])
+    assert groups["metering"] == {
+        "int_billing_periods",
+        "int_events_metered",
+        "int_events_priced",
+        "int_subscriptions_prorated_to_periods",
+        "int_usage_aggregated_to_days",
+    }
+    assert groups["ledger"] == {
+        "finalization",
+        "fct_credit_applications_finalized",
+        "fct_invoice_line_items_finalized",
+        "fct_invoice_voids",
+        "fct_invoices_finalized",
+        "int_credit_applications_finalizing",
+        "int_invoice_lines_finalizing",
+        "int_invoice_periods_billed",
+        "int_invoices_finalizing",
+        "int_invoices_voided",
+    }
+    assert groups["invoicing"] == {
+        "fct_credit_balances",
+        "fct_credit_notes",
+        "fct_invoice_line_items",
+        "fct_invoices",
+        "fct_reconciliation_periods",
+        "fct_voided_invoices",
+    }
+    assert set(groups) == {
+        "audit", "billing", "invoicing", "landing", "ledger", "metering", "published", "raw",
+        "reconciliation", "reference", "staging", "usage",
+    }  # fmt: skip
 
     gates = {
         spec.key.name: (spec.key.asset_key.to_user_string(), spec.blocking)

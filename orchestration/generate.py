@@ -24,10 +24,12 @@ from orchestration.reference_data import (
     PLAN_EVENT_MIX,
     PLANS_WITH_STORAGE,
     Customer,
+    SeedsError,
     account_rows,
     make_customers,
     plan_currencies,
     prepare_seeds_dir,
+    quarantine_reasons,
     subscription_window,
     write_accounts,
 )
@@ -53,7 +55,11 @@ CONFLICT_RATE = 0.0005
 MESS_RATE = 0.0003
 OFFSET_RATE = 0.01
 REVERSAL_RATE = 0.0005
-QUARANTINE_REASONS = [
+# The validation reasons of seeds/rules/quarantine_reasons.csv this generator knows how to
+# fabricate (messy_event), injected in the seed's check order. Not fabricated:
+# invalid_encoding, duplicate_key, invalid_event_id and value_out_of_range (the ingest and
+# staging tests cover them with hand-written lines).
+FABRICATED_REASONS = {
     "malformed_json",
     "missing_event_id",
     "missing_customer_id",
@@ -66,8 +72,19 @@ QUARANTINE_REASONS = [
     "invalid_properties",
     "missing_value",
     "non_numeric_value",
-]
-REVERSAL_REASONS = ["reversal_of_unknown_event", "reversal_mismatch", "reversal_of_reversed_event"]
+}
+
+
+def injected_reasons() -> list[str]:
+    """The reasons to inject, in check order; one the seed does not list is an error."""
+    listed = quarantine_reasons("validation")
+    unknown = sorted(FABRICATED_REASONS - set(listed))
+    if unknown:
+        raise SeedsError(
+            f"the generator fabricates reasons seeds/rules/quarantine_reasons.csv lacks: "
+            f"{', '.join(unknown)}"
+        )
+    return [reason for reason in listed if reason in FABRICATED_REASONS]
 
 
 @dataclass
@@ -472,7 +489,7 @@ def generate(
     duplicates = max(1, round(options.events * DUPLICATE_RATE))
     conflicts = max(1, round(options.events * CONFLICT_RATE))
     messes = max(1, round(options.events * MESS_RATE))
-    budget = options.events - duplicates - conflicts - messes * len(QUARANTINE_REASONS)
+    budget = options.events - duplicates - conflicts - messes * len(injected_reasons())
     events = clean_events(options, customers, days, factory, budget)
     offsets = 0
     for day, key, event in events:
@@ -546,7 +563,7 @@ def generate(
             rng.uniform(0, 86400), event_line(unknown), "quarantined:reversal_of_unknown_event"
         )
 
-    for reason in QUARANTINE_REASONS:
+    for reason in injected_reasons():
         for _ in range(messes):
             day = rng.choice(jsonl_days)
             customer = rng.choice(customers)

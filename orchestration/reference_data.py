@@ -27,7 +27,12 @@ from orchestration.settings import DEFAULT_SEEDS_DIR
 SEEDS_PROPERTIES = "_seeds.yml"
 RATE_CARDS = ("currencies", "meters", "plans", "plan_charges", "plan_charge_tiers")
 ACCOUNTS = ("customers", "subscriptions", "subscription_overrides", "credit_grants", "discounts")
-FOLDERS = {**dict.fromkeys(RATE_CARDS, "rate_cards"), **dict.fromkeys(ACCOUNTS, "accounts")}
+RULES = ("quarantine_reasons",)
+FOLDERS = {
+    **dict.fromkeys(RATE_CARDS, "rate_cards"),
+    **dict.fromkeys(ACCOUNTS, "accounts"),
+    **dict.fromkeys(RULES, "rules"),
+}
 # What the generator last wrote to accounts/, so a hand edit is never overwritten silently.
 GENERATED_STAMP = ".generated.json"
 
@@ -66,18 +71,25 @@ def read_seed(seeds_dir: Path, name: str) -> list[dict[str, str]]:
 
 
 def prepare_seeds_dir(seeds_dir: Path) -> None:
-    """A seeds folder other than the project's gets the seed properties and, unless it
-    already has its own, the committed rate cards (a test or bench scenario)."""
+    """A seeds folder other than the project's gets the seed properties, the rules and,
+    unless it already has its own, the committed rate cards (a test or bench scenario)."""
     if seeds_dir.resolve() == DEFAULT_SEEDS_DIR.resolve():
         return
     seeds_dir.mkdir(parents=True, exist_ok=True)
     properties = DEFAULT_SEEDS_DIR / SEEDS_PROPERTIES
     (seeds_dir / SEEDS_PROPERTIES).write_text(properties.read_text())
-    for name in RATE_CARDS:
+    for name in (*RATE_CARDS, *RULES):
         target = seed_path(seeds_dir, name)
-        if not target.exists():
+        if not target.exists() or name in RULES:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(seed_path(DEFAULT_SEEDS_DIR, name).read_text())
+
+
+def quarantine_reasons(stage: str) -> list[str]:
+    """The committed quarantine reasons of one stage (validation, routing), in check order."""
+    rows = read_seed(DEFAULT_SEEDS_DIR, "quarantine_reasons")
+    ordered = sorted(rows, key=lambda row: int(row["check_order"]))
+    return [row["reason"] for row in ordered if row["stage"] == stage]
 
 
 def _digest(text: str) -> str:

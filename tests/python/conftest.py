@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.reference_data import prepare_seeds_dir, seed_columns, seed_path
+from orchestration.reference_data import RULES, prepare_seeds_dir, seed_columns, seed_path
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
 quiet_environment()
@@ -41,9 +41,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
     """A scenario's own seeds, rate cards and accounts, each with its header, in the
-    layout of seeds/ (rate_cards/, accounts/, the seed properties beside them)."""
+    layout of seeds/ (rate_cards/, accounts/, the seed properties beside them); the
+    pipeline's rules (rules/) are the project's."""
     prepare_seeds_dir(seeds_dir)
     for name, columns in seed_columns().items():
+        if name in RULES and name not in rows:
+            continue
         path = seed_path(seeds_dir, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:

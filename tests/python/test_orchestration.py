@@ -65,6 +65,7 @@ EXPECTED_ASSETS = {
         "reference/plan_charge_tiers",
         "reference/plan_charges",
         "reference/plans",
+        "reference/quarantine_reasons",
         "reference/subscription_overrides",
         "reference/subscriptions",
         "staging/stg_events__control_totals",

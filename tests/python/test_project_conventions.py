@@ -13,6 +13,7 @@ import re
 import pytest
 
 from orchestration.build import run_dbt
+from orchestration.reference_data import quarantine_reasons
 from orchestration.settings import PROJECT_DIR, load_settings
 
 LAYER_PREFIXES = {"staging": ("stg_",), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
@@ -108,6 +109,36 @@ def test_the_ledger_is_read_as_a_source(manifest):
         if node["resource_type"] in {"model", "test", "macro"}:
             code = node.get("raw_code") or node.get("macro_sql", "")
             assert not RELATION_LOOKUP.search(code), node["name"]
+
+
+REASON_CASES = re.compile(
+    r"\bcase\b((?:(?!\bcase\b).)*?)\bend as (quarantine_reason|match_problem|reversal_problem)",
+    re.S,
+)
+
+
+def reasons_emitted(model: str) -> list[str]:
+    """The reason literals of a staging model's quarantine CASE expressions, in order."""
+    sql = (PROJECT_DIR / "models" / "staging" / f"{model}.sql").read_text()
+    return [
+        reason
+        for block, _ in REASON_CASES.findall(sql)
+        for reason in re.findall(r"then '([a-z_]+)'", block)
+    ]
+
+
+def test_the_quarantine_reasons_are_one_list():
+    """What staging can store is exactly seeds/rules/quarantine_reasons.csv, in its order:
+    validation per line (parsed), routing against other events (routed)."""
+    assert reasons_emitted("stg_events__parsed_events") == quarantine_reasons("validation")
+    assert reasons_emitted("stg_events__routed_events") == quarantine_reasons("routing")
+    assert len(quarantine_reasons("validation")) == 16
+    assert quarantine_reasons("routing") == [
+        "idempotency_conflict",
+        "reversal_of_unknown_event",
+        "reversal_mismatch",
+        "reversal_of_reversed_event",
+    ]
 
 
 def test_no_hard_coded_relations(manifest):

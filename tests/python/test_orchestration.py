@@ -79,6 +79,8 @@ EXPECTED_ASSETS = {
         "audit/snap_plan_charge_tiers",
         "audit/snap_plan_charges",
         "audit/snap_plans",
+        "checks/chk_invoice_candidate_identities",
+        "checks/chk_invoice_identities",
         "intermediate/int_charges_metered_to_periods",
         "intermediate/int_charges_rated",
         "intermediate/int_credit_applications",
@@ -174,8 +176,8 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         "fct_voided_invoices",
     }
     assert set(groups) == {
-        "audit", "billing", "invoicing", "landing", "ledger", "metering", "published", "raw",
-        "reconciliation", "reference", "staging", "usage",
+        "audit", "billing", "checks", "invoicing", "landing", "ledger", "metering", "published",
+        "raw", "reconciliation", "reference", "staging", "usage",
     }  # fmt: skip
 
     gates = {

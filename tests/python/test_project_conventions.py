@@ -16,7 +16,12 @@ from orchestration.build import run_dbt
 from orchestration.reference_data import quarantine_reasons
 from orchestration.settings import PROJECT_DIR, load_settings
 
-LAYER_PREFIXES = {"staging": ("stg_",), "intermediate": ("int_",), "marts": ("fct_", "dim_")}
+LAYER_PREFIXES = {
+    "staging": ("stg_",),
+    "intermediate": ("int_",),
+    "marts": ("fct_", "dim_"),
+    "checks": ("chk_",),
+}
 HARD_CODED_RELATION = re.compile(
     r"\b(from|join)\s+(raw|staging|intermediate|marts|reference|ledger)\.", re.I
 )

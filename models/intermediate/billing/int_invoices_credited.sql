@@ -51,13 +51,12 @@ invoices_credited as (
         ) }} as is_due,
         cast(coalesce(credits_per_invoice.credits_applied_amount, 0) as decimal(38, 4))
             as credits_applied_amount,
-        cast(
-            invoices_calculated.subtotal_amount
-            - invoices_calculated.discount_amount
-            + invoices_calculated.tax_amount
-            - coalesce(credits_per_invoice.credits_applied_amount, 0)
-            as decimal(38, 4)
-        ) as total_amount
+        cast({{ invoice_total(
+            'invoices_calculated.subtotal_amount',
+            'invoices_calculated.discount_amount',
+            'invoices_calculated.tax_amount',
+            'coalesce(credits_per_invoice.credits_applied_amount, 0)'
+        ) }} as decimal(38, 4)) as total_amount
     from invoices_calculated
     left join credits_per_invoice
         on invoices_calculated.invoice_id = credits_per_invoice.invoice_id

@@ -117,10 +117,9 @@ invoices_totalled as (
 
     select
         *,
-        cast(
-            subtotal_amount - discount_amount + tax_amount - credits_applied_amount
-            as decimal(38, 4)
-        ) as total_amount
+        cast({{ invoice_total(
+            'subtotal_amount', 'discount_amount', 'tax_amount', 'credits_applied_amount'
+        ) }} as decimal(38, 4)) as total_amount
     from invoices_finalized
 
 )

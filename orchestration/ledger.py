@@ -257,6 +257,17 @@ def finalize(con: duckdb.DuckDBPyConnection, build_id: str) -> FinalizeResult:
     checked is ever written. Rows already in the ledger are skipped, so finalizing twice
     (a retry after a crash that happened after the commit) adds nothing.
     """
+    # A void recorded after this build's dbt run changed what it should have computed
+    # (the period to reissue, credit given back): its rows are stale (D48).
+    unseen = con.execute(
+        f"select count(*) from {quoted(LEDGER_SCHEMA, 'fct_invoice_voids')} where invoice_id "
+        f"not in (select invoice_id from {quoted(CANDIDATES_SCHEMA, 'int_invoices_voided')})"
+    ).fetchone()[0]
+    if unseen:
+        raise LedgerError(
+            f"finalization refused, the ledger is unchanged: {unseen} invoice(s) were voided "
+            "after this build computed its invoices; run `billing build` again"
+        )
     headers = quoted(CANDIDATES_SCHEMA, "int_invoices_finalizing")
     for table, model in LEDGER_TABLES:
         pending = quoted(CANDIDATES_SCHEMA, model)
@@ -339,6 +350,20 @@ order by billing_period_start
 """
 
 
+def reissuable(con: duckdb.DuckDBPyConnection, invoice: VoidedInvoice) -> bool:
+    """Whether builds still invoice the voided invoice's period (int_billing_periods, as the
+    last build left it); true before any build has made that table."""
+    try:
+        found = con.execute(
+            f"select count(*) from {quoted(CANDIDATES_SCHEMA, 'int_billing_periods')} "
+            "where billing_period_start = $1",
+            [invoice.billing_period_start],
+        ).fetchone()[0]
+    except duckdb.CatalogException:
+        return True
+    return found > 0
+
+
 def void_invoices(
     con: duckdb.DuckDBPyConnection, references: list[str], reason: str, voided_at: object
 ) -> list[VoidedInvoice]:
@@ -367,6 +392,13 @@ def void_invoices(
             raise LedgerError(f"invoice {number} ({invoice_id}) is already void")
         total = total.quantize(Decimal(1).scaleb(-units))
         chosen[invoice_id] = VoidedInvoice(invoice_id, number, customer_id, period, total, currency)
+    for invoice in chosen.values():
+        if not reissuable(con, invoice):
+            raise LedgerError(
+                f"cannot void {invoice.invoice_number}: its period "
+                f"{invoice.billing_period_start:%Y-%m} is outside the periods builds invoice "
+                "(var max_backfill_months), so it would never be reissued; nothing was written"
+            )
     numbers = {invoice.invoice_number for invoice in chosen.values()}
     for invoice in chosen.values():
         later = [

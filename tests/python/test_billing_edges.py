@@ -267,6 +267,18 @@ def history(tmp_path_factory, monkeypatch_module):
         "select customer_id, credit_note_amount, applied_amount, remaining_amount "
         "from fct_credit_notes",
     )
+    # A void recorded while a build runs (after its dbt run) makes its finalization refuse.
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute(
+            "insert into ledger.fct_invoice_voids values "
+            "('inv_voided_meanwhile', 'INV-X', 'e_seat', '2026-11-01', 'race', now())"
+        )
+        with pytest.raises(ledger.LedgerError) as stale:
+            ledger.finalize(con, "")
+        states["stale_refusal"] = str(stale.value)
+        con.execute(
+            "delete from ledger.fct_invoice_voids where invoice_id = 'inv_voided_meanwhile'"
+        )
     states["ledger_after_void"] = query(
         settings.warehouse,
         "select (select count(*) from ledger.fct_invoices_finalized), "
@@ -489,6 +501,10 @@ def test_voided_periods_are_reissued_with_new_numbers_and_their_credit_back(hist
     ]
     # The note is spent once, by the invoice in force, never twice.
     assert history["credit_notes_after_void"] == [("e_refund", D("1.00"), D("1.00"), D("0.00"))]
+    assert history["stale_refusal"] == (
+        "finalization refused, the ledger is unchanged: 1 invoice(s) were voided after this "
+        "build computed its invoices; run `billing build` again"
+    )
     # Nothing in the ledger was changed or removed: 6 invoices, 4 voids, 4 reissues.
     assert history["ledger_after_void"] == [(10, 4)]
 

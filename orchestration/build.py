@@ -8,7 +8,6 @@ Dagster monthly job run the same steps (`check_gates`, `finalize_ledger`, `publi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.calendar import normalize_as_of
 from orchestration.ingest import ensure_raw_schema
 from orchestration.ledger import (
     FinalizeResult,
@@ -25,6 +25,12 @@ from orchestration.ledger import (
     ensure_ledger_schema,
     finalize,
     pending_invoice_count,
+)
+from orchestration.run_context import (
+    RunContext,
+    ensure_control_schema,
+    run_context_for,
+    write_run_context,
 )
 from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
 
@@ -36,28 +42,15 @@ class BuildError(Exception):
 
 
 def parse_as_of(text: str | None, now: datetime | None = None) -> str:
-    """Normalize `--as-of` to an RFC 3339 UTC string; a bare date or time is taken as UTC.
+    """`--as-of` as RFC 3339 UTC (a bare date or time is UTC), else now; one-line error.
 
-    The build always passes an explicit `as_of`, so the run can be reproduced later from
-    its logged vars even when the user gave none.
+    The build always records an explicit `as_of` in its run context, so the run can be
+    reproduced later even when the user gave none.
     """
-    if not text:
-        moment = now or datetime.now(UTC)
-    else:
-        try:
-            moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-        except ValueError as error:
-            raise BuildError(
-                f"--as-of must be an ISO 8601 date or timestamp, got {text!r}"
-            ) from error
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def dbt_vars(as_of: str, build_id: str = "") -> str:
-    """The `--vars` payload every build passes; `build_id` tags the rows it would finalize."""
-    return json.dumps({"as_of": as_of, "build_id": build_id} if build_id else {"as_of": as_of})
+    try:
+        return normalize_as_of(text, now or datetime.now(UTC))
+    except ValueError as error:
+        raise BuildError(f"--as-of must be an ISO 8601 date or timestamp, got {text!r}") from error
 
 
 def dbt_environment(settings: Settings) -> None:
@@ -143,7 +136,7 @@ def release_dbt_connection() -> None:
 
 
 def prepare_warehouse(settings: Settings) -> None:
-    """The raw tables must exist before dbt reads them as sources, even before any ingest."""
+    """The tables dbt reads as sources (raw, ledger, control) must exist before any ingest."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(settings.warehouse))
@@ -155,8 +148,21 @@ def prepare_warehouse(settings: Settings) -> None:
     try:
         ensure_raw_schema(con)
         ensure_ledger_schema(con)
+        ensure_control_schema(con)
     finally:
         con.close()
+
+
+def prepare_run(settings: Settings, context: RunContext) -> None:
+    """Before every dbt invocation: the source tables exist and hold this run's context."""
+    prepare_warehouse(settings)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        write_run_context(con, context)
+
+
+# dbt unit tests check SQL, not data: `make test` runs them once (test_dbt_unit_tests.py),
+# builds skip them, so a run over a month of events never re-proves its fixtures.
+PRODUCTION_BUILD_ARGS = ("--exclude-resource-type", "unit_test")
 
 
 @dataclass
@@ -177,9 +183,9 @@ def build(
     A partial build (`select`) is an editing loop: it builds and tests what was selected and
     stops there, so it never finalizes and never replaces the copy finance reads.
     """
-    prepare_warehouse(settings)
     build_id = "" if select else f"build-{uuid.uuid4().hex}"
-    args = ["build", "--vars", dbt_vars(as_of, build_id)]
+    prepare_run(settings, run_context_for(as_of, build_id))
+    args = ["build", *PRODUCTION_BUILD_ARGS]
     if select:
         args += ["--select", select]
     results = run_dbt(args, settings, verbose=verbose)

@@ -32,19 +32,20 @@ from orchestration.alerts import (
     run_failure_alert,
 )
 from orchestration.build import (
+    PRODUCTION_BUILD_ARGS,
     dbt_environment,
     finalize_ledger,
-    prepare_warehouse,
+    prepare_run,
     publish,
     run_dbt,
 )
 from orchestration.ingest import ingest_files
 from orchestration.partitions import (
-    dbt_vars_for,
     partitions_start,
     previous_day_key,
     previous_month_key,
     run_as_of,
+    run_context_of,
     window_of_run,
 )
 from orchestration.quality import run_quality
@@ -108,17 +109,18 @@ TRANSLATOR = BillingTranslator()
 
 
 def dbt_build(context, dbt: DbtCliResource, kind: str):
-    """`dbt build` of this step's selection with the window's vars; streams its events."""
+    """`dbt build` of this step's selection in the window's run context; streams its events."""
     settings = load_settings()
-    prepare_warehouse(settings)
-    dbt_environment(settings)
     window = window_of_run(context.run.tags, kind)
-    payload = dbt_vars_for(window, run_as_of(context.run.tags, datetime.now(UTC)))
     # The run id tags the rows dbt computes for finalization; ledger/finalization of the
     # same run takes only those (orchestration/ledger.py).
-    payload["build_id"] = context.run.run_id
-    context.log.info(f"dbt vars: {payload}")
-    args = ["build", "--indirect-selection", "buildable", "--vars", json.dumps(payload)]
+    run_context = run_context_of(
+        window, run_as_of(context.run.tags, datetime.now(UTC)), context.run.run_id
+    )
+    prepare_run(settings, run_context)
+    dbt_environment(settings)
+    context.log.info(run_context.describe())
+    args = ["build", "--indirect-selection", "buildable", *PRODUCTION_BUILD_ARGS]
     yield from dbt.cli(args, context=context).stream()
 
 
@@ -182,16 +184,19 @@ def landed_events(context: dg.AssetExecutionContext):
         )
 
 
-def ledger_source_specs() -> list[dg.AssetSpec]:
-    """The ledger tables dbt reads as source `ledger`, in the `ledger` group beside the
-    models that read them and the finalization that appends to them (names from dbt)."""
+def source_specs() -> list[dg.AssetSpec]:
+    """The tables dbt reads as sources that no dbt step builds: the ledger (appended by the
+    finalization below) and the run context (written before every dbt step), each in the
+    group of its source; names and descriptions come from dbt. Raw tables are ingest's."""
     manifest = json.loads(DBT_PROJECT.manifest_path.read_text())
     return [
         dg.AssetSpec(
-            ["ledger", source["name"]], description=source["description"], group_name="ledger"
+            [source["source_name"], source["name"]],
+            description=source["description"],
+            group_name=source["source_name"],
         )
         for source in manifest["sources"].values()
-        if source["source_name"] == "ledger"
+        if source["source_name"] != "raw"
     ]
 
 
@@ -416,7 +421,7 @@ defs = dg.Definitions(
         ledger_finalization,
         published_reconciliation,
         published_invoices,
-        *ledger_source_specs(),
+        *source_specs(),
     ],
     asset_checks=GATES,
     jobs=[daily_reconciliation_job, monthly_invoicing_job],

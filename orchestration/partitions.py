@@ -1,6 +1,7 @@
-"""Partition windows and the dbt vars they become (architecture §8): small pure functions.
+"""Partition windows and the run context they become (architecture §8): small pure functions.
 
-Orchestration hands dbt a partition's window only through `--vars`; everything else the
+Orchestration hands dbt a partition's window only through the run context
+(orchestration/run_context.py); everything else the
 window decides (which day or month the gates check, which month a schedule asks for) is
 computed here too, so it can be tested without Dagster.
 """
@@ -11,8 +12,9 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from orchestration.calendar import add_months
+from orchestration.calendar import add_months, normalize_as_of
 from orchestration.quality import Scope
+from orchestration.run_context import RunContext, run_context_for
 
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
 # Run tag that pins a run's "now" (architecture §6.1); without it a run uses the current time.
@@ -77,32 +79,23 @@ def window_of_run(tags: dict, kind: str) -> Window:
 
 
 def run_as_of(tags: dict, now: datetime) -> str:
-    """The run's `as_of`: the `billing/as_of` tag when set, else `now`, as RFC 3339 UTC.
+    """The run's `as_of`: the `billing/as_of` tag when set, else `now` (calendar's normaliser).
 
     A run rates what has landed by the time it runs. The partition does not move the
     clock: an old month backfilled today must not treat every later event as future.
     """
-    text = (tags.get(AS_OF_TAG) or "").strip()
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else now
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return normalize_as_of(tags.get(AS_OF_TAG), now)
 
 
-def dbt_vars_for(window: Window, as_of: str) -> dict:
-    """The `--vars` of a partitioned dbt build.
+def run_context_of(window: Window, as_of: str, build_id: str) -> RunContext:
+    """The run context of a partitioned dbt step (run_context_for, as `billing build` uses).
 
     Both kinds record their window; a monthly window also stops finalization at its end, so
     a run for September never finalizes October even when October's grace has passed.
     """
-    payload = {
-        "as_of": as_of,
-        "partition_start": window.start.isoformat(),
-        "partition_end": window.end.isoformat(),
-    }
-    if window.kind == "monthly":
-        payload["finalize_periods_before"] = window.end.isoformat()
-    return payload
+    return run_context_for(
+        as_of, build_id, window.start, window.end, monthly=window.kind == "monthly"
+    )
 
 
 def previous_day_key(scheduled: datetime) -> str:

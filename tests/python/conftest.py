@@ -67,6 +67,51 @@ def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path
     return record
 
 
+@pytest.fixture(scope="session")
+def built_scenarios(tmp_path_factory: pytest.TempPathFactory):
+    """Generated scenarios, each generated, landed and built once per pytest run.
+
+    `scenario(options, as_of)` returns the built Settings and the generator record; modules
+    that only read a scenario share it, modules that change one take `copy_scenario` of it.
+    """
+    built: dict = {}
+
+    def scenario(options, as_of: str) -> tuple[Settings, dict]:
+        if (options, as_of) not in built:
+            root = tmp_path_factory.mktemp("scenario")
+            settings = Settings(
+                root / "warehouse.duckdb", root / "landing", TEST_SEEDS_ROOT / uuid.uuid4().hex[:12]
+            )
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
+                patch.setenv("BILLING_LANDING_DIR", str(settings.landing_dir))
+                patch.setenv("BILLING_SEEDS_DIR", str(settings.seeds_dir))
+                record = generate_and_build(settings, options, as_of, root)
+            built[(options, as_of)] = (settings, record)
+        return built[(options, as_of)]
+
+    yield scenario
+    for settings, _ in built.values():
+        shutil.rmtree(settings.seeds_dir, ignore_errors=True)
+
+
+def copy_scenario(origin: Settings, target: Settings) -> None:
+    """A built scenario's warehouse, landing folder, seeds and published copies in `target`.
+
+    The published pointer is a relative symlink, so the copy points at its own versions.
+    """
+    target.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(origin.warehouse, target.warehouse)
+    shutil.copytree(origin.landing_dir, target.landing_dir, dirs_exist_ok=True)
+    shutil.copytree(origin.seeds_dir, target.seeds_dir, dirs_exist_ok=True)
+    for name in ("published.versions", "published"):
+        source = origin.warehouse.parent / name
+        if source.is_symlink():
+            (target.warehouse.parent / name).symlink_to(source.readlink())
+        elif source.exists():
+            shutil.copytree(source, target.warehouse.parent / name, symlinks=True)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, for a test's own server."""
     with socket.socket() as probe:

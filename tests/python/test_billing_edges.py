@@ -19,8 +19,16 @@ import pytest
 from conftest import TEST_SEEDS_ROOT, query, write_seeds
 
 from orchestration import cli, ledger
-from orchestration.build import BuildError, build, dbt_vars, publish, run_dbt
+from orchestration.build import (
+    PRODUCTION_BUILD_ARGS,
+    BuildError,
+    build,
+    prepare_run,
+    publish,
+    run_dbt,
+)
 from orchestration.ingest import ingest_files
+from orchestration.run_context import run_context_for
 from orchestration.settings import PROJECT_DIR, Settings
 
 
@@ -150,7 +158,8 @@ def history(tmp_path_factory, monkeypatch_module):
         ]
         + [event(f"nov-{n}", "e_refund", "api_call", "2026-11-05T10:00:00Z") for n in range(3)],
     )
-    run_dbt(["build", "--vars", dbt_vars("2026-11-10T00:00:00Z")], settings, verbose=False)
+    prepare_run(settings, run_context_for("2026-11-10T00:00:00Z"))
+    run_dbt(["build", *PRODUCTION_BUILD_ARGS], settings, verbose=False)
     crashing = (*ledger.LEDGER_TABLES[:2], ("fct_invoices_finalized", "no_such_model"))
     with duckdb.connect(str(settings.warehouse)) as con:
         with pytest.MonkeyPatch.context() as patch:

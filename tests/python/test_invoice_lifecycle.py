@@ -15,8 +15,9 @@ from decimal import Decimal as D
 import pytest
 from conftest import query, write_seeds
 
-from orchestration.build import build, dbt_vars, publish, run_dbt
+from orchestration.build import PRODUCTION_BUILD_ARGS, build, prepare_run, publish, run_dbt
 from orchestration.ingest import ingest_files
+from orchestration.run_context import run_context_for
 
 
 def seeds(tier_2_price: str) -> dict:
@@ -159,7 +160,8 @@ def history(workspace):
 
     # 5. Every file re-ingested (a no-op) and a full refresh of every model.
     ingest_files(workspace.warehouse, [workspace.landing_dir], workspace.landing_dir)
-    run_dbt(["build", "--full-refresh", "--vars", dbt_vars("2026-11-20T00:00:00Z")], workspace)
+    prepare_run(workspace, run_context_for("2026-11-20T00:00:00Z"))
+    run_dbt(["build", "--full-refresh", *PRODUCTION_BUILD_ARGS], workspace)
     publish(workspace)
     remember("full_refresh")
     return states

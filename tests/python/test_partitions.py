@@ -1,4 +1,4 @@
-"""The pure functions that turn partition windows into dbt vars, gate scopes and run keys."""
+"""The pure functions that turn partition windows into run contexts, gate scopes and run keys."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ from orchestration.orchestrate import BackfillError, backfill_runs, parse_partit
 from orchestration.partitions import (
     Window,
     daily_window,
-    dbt_vars_for,
     monthly_window,
     partitions_start,
     previous_day_key,
     previous_month_key,
     run_as_of,
+    run_context_of,
     window_of_run,
 )
 from orchestration.quality import Scope
+from orchestration.run_context import RunContext, run_context_for
 
 NOW = datetime(2026, 11, 22, 4, 5, 6, tzinfo=UTC)
+NOW_TEXT = "2026-11-22T04:05:06Z"
 
 
 def test_one_day_is_a_day_scope_and_a_range_of_days_a_range():
@@ -42,21 +44,30 @@ def test_a_month_is_a_period_scope_across_a_year_end():
     assert quarter.scope == Scope("range", date(2026, 1, 1), date(2026, 4, 1))
 
 
-def test_daily_vars_carry_the_window_and_the_run_clock():
-    assert dbt_vars_for(daily_window("2026-10-07", "2026-10-07"), "2026-11-22T04:05:06Z") == {
-        "as_of": "2026-11-22T04:05:06Z",
-        "partition_start": "2026-10-07",
-        "partition_end": "2026-10-08",
-    }
+def test_a_daily_run_context_carries_the_window_and_the_run_clock():
+    context = run_context_of(daily_window("2026-10-07", "2026-10-07"), NOW_TEXT, "run-1")
+    assert context == RunContext(
+        as_of=NOW_TEXT,
+        build_id="run-1",
+        partition_start=date(2026, 10, 7),
+        partition_end=date(2026, 10, 8),
+        finalize_periods_before=None,
+    )
 
 
-def test_monthly_vars_stop_finalization_at_the_month_end():
-    assert dbt_vars_for(monthly_window("2026-09-01", "2026-09-01"), "2026-11-22T04:05:06Z") == {
-        "as_of": "2026-11-22T04:05:06Z",
-        "partition_start": "2026-09-01",
-        "partition_end": "2026-10-01",
-        "finalize_periods_before": "2026-10-01",
-    }
+def test_a_monthly_run_context_stops_finalization_at_the_month_end():
+    context = run_context_of(monthly_window("2026-09-01", "2026-09-01"), NOW_TEXT, "run-2")
+    assert (context.partition_start, context.partition_end) == (date(2026, 9, 1), date(2026, 10, 1))
+    assert context.finalize_periods_before == date(2026, 10, 1)
+    assert context.describe() == (
+        "run context: as_of=2026-11-22T04:05:06Z, build_id=run-2, partition_start=2026-09-01, "
+        "partition_end=2026-10-01, finalize_periods_before=2026-10-01"
+    )
+
+
+def test_billing_build_and_dagster_share_one_builder():
+    """`billing build` has no window: nothing recorded, nothing limited."""
+    assert run_context_for(NOW_TEXT, "build-1") == RunContext(NOW_TEXT, "build-1")
 
 
 @pytest.mark.parametrize(

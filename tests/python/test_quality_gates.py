@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from conftest import free_port, generate_and_build, query
+from conftest import copy_scenario, free_port, query
 
 from orchestration.alerts import (
     alerts_from_report,
@@ -52,8 +52,12 @@ RAISED_HERE = "where alert_kind in ('quality_gate', 'quality_warning')"
 
 
 @pytest.fixture(scope="module")
-def clean(workspace, tmp_path_factory):
-    return generate_and_build(workspace, OPTIONS, AS_OF, tmp_path_factory.mktemp("record"))
+def clean(workspace, built_scenarios):
+    """The generated two months, built once per pytest run (test_orchestration compares its
+    jobs with the same build) and copied here, where tests write alerts into it."""
+    origin, record = built_scenarios(OPTIONS, AS_OF)
+    copy_scenario(origin, workspace)
+    return record
 
 
 class Receivers:

@@ -33,7 +33,7 @@ applications_finalizing as (
         invoices_credited.billing_period_start,
         {{ as_of_timestamp() }} as recorded_at,
         {# The dbt run that computed the row: finalization takes only its own run's. #}
-        '{{ var("build_id", "") }}' as build_id
+        {{ run_build_id() }} as build_id
     from credit_applications
     inner join invoices_credited
         on credit_applications.invoice_id = invoices_credited.invoice_id

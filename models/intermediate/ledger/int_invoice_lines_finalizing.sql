@@ -84,7 +84,7 @@ lines_finalizing as (
         watermark.billed_through_file_id,
         {{ as_of_timestamp() }} as recorded_at,
         {# The dbt run that computed the row: finalization takes only its own run's. #}
-        '{{ var("build_id", "") }}' as build_id
+        {{ run_build_id() }} as build_id
     from invoice_lines
     inner join invoices_due
         on invoice_lines.invoice_id = invoices_due.invoice_id

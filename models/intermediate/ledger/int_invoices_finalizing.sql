@@ -104,7 +104,7 @@ invoices_finalized as (
         cast(invoices_numbered.invoice_sequence as bigint) as invoice_sequence,
         invoices_numbered.line_item_count,
         {# The dbt run that computed the row: finalization takes only its own run's. #}
-        '{{ var("build_id", "") }}' as build_id
+        {{ run_build_id() }} as build_id
     from invoices_numbered
     inner join customers
         on invoices_numbered.customer_id = customers.customer_id

@@ -48,14 +48,14 @@ quality: setup ## run the Great Expectations gates (DAY=YYYY-MM-DD or PERIOD=YYY
 test: setup lint pytest ## lint, then every pytest suite
 
 lint: setup ## ruff and sqlfluff, checking only
-	$(BIN)/ruff check orchestration tests models
-	$(BIN)/ruff format --check orchestration tests models
+	$(BIN)/ruff check billing tests models
+	$(BIN)/ruff format --check billing tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor
 
 format: setup ## ruff and sqlfluff, fixing what they can
-	$(BIN)/ruff format orchestration tests models
-	$(BIN)/ruff check --fix orchestration tests models
+	$(BIN)/ruff format billing tests models
+	$(BIN)/ruff check --fix billing tests models
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff fix models tests --disable-progress-bar
 
@@ -63,13 +63,13 @@ pytest: setup ## the pytest suites (they run dbt builds)
 	$(BIN)/pytest
 
 bench: setup ## measure generate, ingest, build, rebuild, quality (BENCH_EVENTS=N)
-	$(BIN)/python -m orchestration.bench --events $(BENCH_EVENTS)
+	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS)
 
 # The Dagster UI on 127.0.0.1. On a fresh clone it first lands the demo month's events and
 # runs the daily job over them (one run), so launching the monthly job for a closed month
 # from the UI invoices the same data as `make demo`.
 ui: setup ## the Dagster UI on 127.0.0.1 (UI_PORT=3000), demo data first on a fresh clone
-	@mkdir -p $(DAGSTER_HOME) && cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME) && cp billing/orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dbt parse --project-dir . --profiles-dir . --quiet
 	@if [ ! -f data/warehouse.duckdb ]; then \
 		$(BIN)/billing generate --events $(DEMO_EVENTS) --spikes 1 && \

@@ -2,7 +2,7 @@
     The ledger as it stands once this build's finalization commits: what the previous
     build left (source `ledger`) and the rows this build finalizes (`int_*_finalizing`).
     Marts read the ledger through here, so they show the state `billing build` publishes
-    after its one ledger transaction (orchestration/ledger.py); a build that fails before
+    after its one ledger transaction (billing/warehouse/ledger.py); a build that fails before
     finalizing publishes nothing.
 #}
 {% macro ledger_after_this_build(ledger_table, finalizing_model) -%}

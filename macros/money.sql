@@ -54,7 +54,7 @@
 {%- endmacro %}
 
 {% macro credit_note_priority() -%}
-    {#- Credit notes are spent before every grant (orchestration/credits.py
+    {#- Credit notes are spent before every grant (billing/rules/credits.py
         CREDIT_NOTE_PRIORITY); seeded priorities must stay above it (a rate-card check). -#}
     -1000000000
 {%- endmacro %}

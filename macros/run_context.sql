@@ -1,7 +1,7 @@
 {#
     The run's context: its "now" (`as_of`), its build id and its finalization limit
     (architecture §6.1). `billing build` and every Dagster dbt step write them to the one-row
-    table control.run_context just before dbt runs (orchestration/run_context.py), never as
+    table control.run_context just before dbt runs (billing/warehouse/run_context.py), never as
     `--vars`: dbt re-parses the whole project whenever its vars change (DECISIONLOG D52).
     A var of the same name, set on the dbt command line or in a unit test's overrides,
     still wins, so a bare `dbt build --vars '{as_of: ...}'` works as before.
@@ -26,7 +26,7 @@
 
 {#
     The id of the run computing the rows finalization would take: the ledger appends only
-    rows of its own run's id (orchestration/ledger.py). Blank for a run that finalizes
+    rows of its own run's id (billing/warehouse/ledger.py). Blank for a run that finalizes
     nothing (a partial build).
 #}
 {% macro run_build_id() -%}

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.reference_data import RULES, prepare_seeds_dir, seed_columns, seed_path
-from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
+from billing.seeds import RULES, prepare_seeds_dir, seed_columns, seed_path
+from billing.settings import PROJECT_DIR, Settings, quiet_environment
 
 quiet_environment()
 
@@ -57,9 +57,9 @@ def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
 
 def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path) -> dict:
     """Generated data landed and built in `settings`' warehouse; returns the generator record."""
-    from orchestration.build import build
-    from orchestration.generate import generate
-    from orchestration.ingest import ingest_files
+    from billing.landing import ingest_files
+    from billing.sample.generate import generate
+    from billing.warehouse.build import build
 
     record = generate(options, settings.landing_dir, settings.seeds_dir, record_dir / "record.json")
     ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)

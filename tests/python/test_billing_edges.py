@@ -18,18 +18,14 @@ import duckdb
 import pytest
 from conftest import TEST_SEEDS_ROOT, query, write_seeds
 
-from orchestration import cli, ledger
-from orchestration.build import (
-    PRODUCTION_BUILD_ARGS,
-    BuildError,
-    build,
-    prepare_run,
-    publish,
-    run_dbt,
-)
-from orchestration.ingest import ingest_files
-from orchestration.run_context import run_context_for
-from orchestration.settings import PROJECT_DIR, Settings
+from billing import cli
+from billing.landing import ingest_files
+from billing.settings import PROJECT_DIR, Settings
+from billing.warehouse import ledger
+from billing.warehouse.build import build
+from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, BuildError, prepare_run, run_dbt
+from billing.warehouse.publish import publish
+from billing.warehouse.run_context import run_context_for
 
 
 def standard(charge: str, plan: str, meter: str, price: str) -> list[str]:

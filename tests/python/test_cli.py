@@ -15,11 +15,13 @@ import duckdb
 import pytest
 from conftest import TEST_SEEDS_ROOT
 
-from orchestration.alerts import Alert, raise_alerts
-from orchestration.build import BuildError, parse_as_of, publish
-from orchestration.settings import PROJECT_DIR, Settings
+from billing.alerts import Alert, raise_alerts
+from billing.settings import PROJECT_DIR, Settings
+from billing.warehouse.build import parse_as_of
+from billing.warehouse.dbt import BuildError
+from billing.warehouse.publish import publish
 
-BILLING = [sys.executable, "-m", "orchestration.cli"]
+BILLING = [sys.executable, "-m", "billing.cli"]
 
 
 def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

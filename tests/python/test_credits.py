@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
-from orchestration.credits import Grant, OpenInvoice, allocate_credits
+from billing.rules.credits import Grant, OpenInvoice, allocate_credits
 
 
 def grant(

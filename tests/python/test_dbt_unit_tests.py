@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from orchestration.build import prepare_run, run_dbt
-from orchestration.run_context import run_context_for
-from orchestration.settings import DEFAULT_SEEDS_DIR, PROJECT_DIR, Settings
+from billing.settings import DEFAULT_SEEDS_DIR, PROJECT_DIR, Settings
+from billing.warehouse.dbt import prepare_run, run_dbt
+from billing.warehouse.run_context import run_context_for
 
 
 def test_every_dbt_unit_test_passes(tmp_path, monkeypatch):
@@ -39,7 +39,7 @@ def test_a_new_as_of_reuses_the_parse_and_reaches_the_models(tmp_path, monkeypat
     import dbt.cli.main
     import duckdb
 
-    from orchestration.build import build
+    from billing.warehouse.build import build
 
     events: list[str] = []
 

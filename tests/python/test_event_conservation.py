@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import query
 
-from orchestration.build import build
-from orchestration.generate import GenerateOptions, generate
-from orchestration.ingest import ingest_files
+from billing.landing import ingest_files
+from billing.sample.generate import GenerateOptions, generate
+from billing.warehouse.build import build
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(

@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from orchestration.generate import GenerateOptions, format_utc, generate, with_offset
-from orchestration.reference_data import SeedsError
-from orchestration.settings import DEFAULT_SEEDS_DIR
+from billing.sample.generate import GenerateOptions, format_utc, generate, with_offset
+from billing.seeds import SeedsError
+from billing.settings import DEFAULT_SEEDS_DIR
 
 SMALL = GenerateOptions(events=3_000, customers=8, months=1, first_month=date(2026, 9, 1), seed=3)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import query, write_seeds
 
-from orchestration.build import build
-from orchestration.ingest import ingest_files
+from billing.landing import ingest_files
+from billing.warehouse.build import build
 
 AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
 
@@ -438,7 +438,7 @@ def test_ids_are_deterministic_across_rebuilds(golden):
 def test_the_invoices_command_prints_every_period(golden):
     import duckdb
 
-    from orchestration.summary import invoice_tables
+    from billing.warehouse.summary import invoice_tables
 
     with duckdb.connect(str(golden.published_warehouse), read_only=True) as con:
         text = invoice_tables(con)

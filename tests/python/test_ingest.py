@@ -22,8 +22,8 @@ import duckdb
 import pytest
 from conftest import query
 
-from orchestration import ingest
-from orchestration.ingest import (
+from billing import landing as ingest
+from billing.landing import (
     IngestError,
     IngestResult,
     finalized_invoices_touching,
@@ -34,13 +34,13 @@ from orchestration.ingest import (
     split_lines,
     withdraw_file,
 )
-from orchestration.settings import PROJECT_DIR
+from billing.settings import PROJECT_DIR
 
 GOOD = (
     '{"event_id": "e1", "customer_id": "c1", "event_type": "api_call", '
     '"timestamp": "2026-09-01T00:00:00Z"}'
 )
-BILLING = [sys.executable, "-m", "orchestration.cli"]
+BILLING = [sys.executable, "-m", "billing.cli"]
 
 
 def event(event_id: str) -> str:
@@ -302,7 +302,7 @@ def test_parquet_timestamps_land_in_utc_whatever_the_host_time_zone(tmp_path):
     )
     warehouse = tmp_path / "w.duckdb"
     script = (
-        "import sys; from pathlib import Path; from orchestration.ingest import ingest_files; "
+        "import sys; from pathlib import Path; from billing.landing import ingest_files; "
         "ingest_files(Path(sys.argv[1]), [Path(sys.argv[2])], Path(sys.argv[2]))"
     )
     completed = subprocess.run(

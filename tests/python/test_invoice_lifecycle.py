@@ -15,9 +15,11 @@ from decimal import Decimal as D
 import pytest
 from conftest import query, write_seeds
 
-from orchestration.build import PRODUCTION_BUILD_ARGS, build, prepare_run, publish, run_dbt
-from orchestration.ingest import ingest_files
-from orchestration.run_context import run_context_for
+from billing.landing import ingest_files
+from billing.warehouse.build import build
+from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, prepare_run, run_dbt
+from billing.warehouse.publish import publish
+from billing.warehouse.run_context import run_context_for
 
 
 def seeds(tier_2_price: str) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from orchestration.settings import PROJECT_DIR
+from billing.settings import PROJECT_DIR
 
 MACRO_FILES = ("money.sql", "quantity.sql", "rating.sql")
 NANO = Decimal("0.000000001")

@@ -24,10 +24,10 @@ import dagster as dg
 import pytest
 from conftest import TEST_SEEDS_ROOT, free_port, query
 
-from orchestration.build import run_dbt
-from orchestration.generate import GenerateOptions, generate
-from orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
-from orchestration.settings import PROJECT_DIR, Settings, load_settings
+from billing.orchestration.partitions import RANGE_END_TAG, RANGE_START_TAG
+from billing.sample.generate import GenerateOptions, generate
+from billing.settings import DAGSTER_CONFIG_TEMPLATE, PROJECT_DIR, Settings, load_settings
+from billing.warehouse.dbt import run_dbt
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
@@ -127,7 +127,7 @@ EXPECTED_GATES = {
 def definitions():
     """The code location, loaded from a manifest parsed from the project as it is now."""
     run_dbt(["parse"], load_settings(), verbose=False)
-    from orchestration import definitions
+    from billing.orchestration import definitions
 
     return definitions
 
@@ -219,7 +219,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
 def test_the_instance_allows_one_run_per_warehouse():
     import yaml
 
-    config = yaml.safe_load((PROJECT_DIR / "orchestration" / "dagster.yaml").read_text())
+    config = yaml.safe_load((DAGSTER_CONFIG_TEMPLATE).read_text())
     assert config["telemetry"] == {"enabled": False}
     assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [
         {"key": "billing/warehouse", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
@@ -459,7 +459,9 @@ def test_dagster_dev_serves_the_asset_graph(definitions, tmp_path):
     )
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(PROJECT_DIR / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(
+        PROJECT_DIR / "billing" / "orchestration" / "dagster.yaml", home / "dagster.yaml"
+    )
     log = tmp_path / "dagster-dev.log"
     port = free_port()
 
@@ -500,7 +502,7 @@ def test_dagster_dev_serves_the_asset_graph(definitions, tmp_path):
                 str(PROJECT_DIR / ".venv" / "bin" / "dagster"),
                 "dev",
                 "-m",
-                "orchestration.definitions",
+                "billing.orchestration.definitions",
                 "-h",
                 "127.0.0.1",
                 "-p",

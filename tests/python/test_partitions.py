@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from orchestration.orchestrate import BackfillError, backfill_runs, parse_partition
-from orchestration.partitions import (
+from billing.orchestration.backfill import BackfillError, backfill_runs, parse_partition
+from billing.orchestration.partitions import (
     Window,
     daily_window,
     monthly_window,
@@ -18,8 +18,8 @@ from orchestration.partitions import (
     run_context_of,
     window_of_run,
 )
-from orchestration.quality import Scope
-from orchestration.run_context import RunContext, run_context_for
+from billing.quality import Scope
+from billing.warehouse.run_context import RunContext, run_context_for
 
 NOW = datetime(2026, 11, 22, 4, 5, 6, tzinfo=UTC)
 NOW_TEXT = "2026-11-22T04:05:06Z"

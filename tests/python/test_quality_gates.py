@@ -28,18 +28,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from conftest import copy_scenario, free_port, query
 
-from orchestration.alerts import (
-    alerts_from_report,
-    raise_alerts,
-    redact,
-    redact_url,
-    webhook_problem,
-)
-from orchestration.build import BuildError, build
-from orchestration.generate import GenerateOptions
-from orchestration.ingest import ingest_files
-from orchestration.quality import QualityReport, Scope, data_range, run_quality
-from orchestration.settings import PROJECT_DIR, Settings
+from billing.alerts import alerts_from_report, raise_alerts, redact, redact_url, webhook_problem
+from billing.landing import ingest_files
+from billing.quality import QualityReport, Scope, data_range, run_quality
+from billing.sample.generate import GenerateOptions
+from billing.settings import PROJECT_DIR, Settings
+from billing.warehouse.build import build
+from billing.warehouse.dbt import BuildError
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
@@ -493,7 +488,7 @@ def test_a_scope_without_data_is_no_data_not_a_pass(clean, workspace):
     assert run_quality(workspace.warehouse, SEPTEMBER).found_data
 
     result = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "quality", "--period", "2030-01"],
+        [sys.executable, "-m", "billing.cli", "quality", "--period", "2030-01"],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -544,7 +539,7 @@ def test_a_webhook_url_without_a_scheme_is_a_one_line_configuration_error(
 ):
     copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set tax_amount = -1"])
     result = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "quality", "--period", "2026-09"],
+        [sys.executable, "-m", "billing.cli", "quality", "--period", "2026-09"],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

@@ -12,9 +12,10 @@ from datetime import date
 import pytest
 from conftest import generate_and_build, query
 
-from orchestration.build import BuildError, build
-from orchestration.generate import GenerateOptions
-from orchestration.ingest import ingest_files
+from billing.landing import ingest_files
+from billing.sample.generate import GenerateOptions
+from billing.warehouse.build import build
+from billing.warehouse.dbt import BuildError
 
 FIRST_AS_OF = "2026-11-05T00:00:00Z"  # September and October are finalized by this build
 SECOND_AS_OF = "2026-11-06T00:00:00Z"

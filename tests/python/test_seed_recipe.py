@@ -16,8 +16,8 @@ from decimal import Decimal as D
 import pytest
 from conftest import query
 
-from orchestration import cli
-from orchestration.settings import DEFAULT_SEEDS_DIR, PROJECT_DIR
+from billing import cli
+from billing.settings import DEFAULT_SEEDS_DIR, PROJECT_DIR
 
 RECIPE_TITLE = "### Adding a meter and a plan with seeds alone"
 

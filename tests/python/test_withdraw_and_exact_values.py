@@ -21,15 +21,15 @@ from pathlib import Path
 import pytest
 from conftest import query
 
-from orchestration.build import build
-from orchestration.ingest import ingest_files
-from orchestration.settings import PROJECT_DIR
+from billing.landing import ingest_files
+from billing.settings import PROJECT_DIR
+from billing.warehouse.build import build
 
 AS_OF = "2026-10-20T00:00:00Z"
 FIRST_LOAD = datetime(2026, 10, 6)
 SECOND_LOAD = datetime(2026, 10, 7)
 CUSTOMER = "cust_0003"  # growth_usd: api calls and per-model tokens
-BILLING = [sys.executable, "-m", "orchestration.cli"]
+BILLING = [sys.executable, "-m", "billing.cli"]
 
 
 def line(event_id, event_type: str = "api_call", timestamp: str = "2026-10-03T00:00:00Z", **kw):

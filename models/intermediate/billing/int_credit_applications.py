@@ -1,7 +1,7 @@
 """Credit grants and customer balances spent on open invoices: one row per invoice and
 grant (or credit note) that paid it.
 
-The allocation is sequential (orchestration.credits.allocate_credits); this model only
+The allocation is sequential (billing.rules.credits.allocate_credits); this model only
 feeds it exact decimals from the warehouse and returns amounts as text, so no float ever
 touches money. What finalized invoices already spent is read from the ledger as the
 previous build left it (source `ledger`), less what voided invoices spent (D48). Credit
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from orchestration.credits import Grant, OpenInvoice, allocate_credits, credit_note_grant
+from billing.rules.credits import Grant, OpenInvoice, allocate_credits, credit_note_grant
 
 
 def voided_invoice_ids(dbt) -> set:

@@ -3,7 +3,7 @@
     plus grace has passed at `as_of` (and that is not held), with the last landed file it
     saw and the invoice's discount, tax and credits. `billing build` copies these rows into
     ledger.fct_invoice_line_items_finalized only after every test and gate has passed, in
-    the same transaction as the credit spend and the headers (orchestration/ledger.py).
+    the same transaction as the credit spend and the headers (billing/warehouse/ledger.py).
 #}
 with
 

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestration.build import build, parse_as_of
-from orchestration.generate import GenerateOptions, generate
-from orchestration.ingest import ingest_files
-from orchestration.quality import data_range, run_quality
-from orchestration.settings import PROJECT_DIR, Settings, quiet_environment
+from billing.landing import ingest_files
+from billing.quality import data_range, run_quality
+from billing.sample.generate import GenerateOptions, generate
+from billing.settings import PROJECT_DIR, Settings, quiet_environment
+from billing.warehouse.build import build, parse_as_of
 
 
 def timed(label: str, step: Callable[[], object], timings: list[tuple[str, float]]) -> object:

@@ -1,7 +1,7 @@
 """Partition windows and the run context they become (architecture §8): small pure functions.
 
 Orchestration hands dbt a partition's window only through the run context
-(orchestration/run_context.py); everything else the
+(billing/warehouse/run_context.py); everything else the
 window decides (which day or month the gates check, which month a schedule asks for) is
 computed here too, so it can be tested without Dagster.
 """
@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from orchestration.calendar import add_months, normalize_as_of
-from orchestration.quality import Scope
-from orchestration.run_context import RunContext, run_context_for
+from billing.quality import Scope
+from billing.rules.calendar import add_months, normalize_as_of
+from billing.warehouse.run_context import RunContext, run_context_for
 
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
 # Run tag that pins a run's "now" (architecture §6.1); without it a run uses the current time.

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from orchestration.calendar import add_months
-from orchestration.partitions import (
+from billing.orchestration.partitions import (
     AS_OF_TAG,
     PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
     window_of_run,
 )
-from orchestration.quality import Scope
-from orchestration.settings import dagster_home
+from billing.quality import Scope
+from billing.rules.calendar import add_months
+from billing.settings import dagster_home
 
 
 class BackfillError(Exception):
@@ -66,8 +66,8 @@ def alert_failed_run(job_name: str, kind: str, result) -> None:
     run's failure message): when a daemon also sees the run, both give one fingerprint and
     the alert is sent once.
     """
-    from orchestration.alerts import raise_alerts, run_failure_alert
-    from orchestration.settings import load_settings
+    from billing.alerts import raise_alerts, run_failure_alert
+    from billing.settings import load_settings
 
     message = result.get_run_failure_event().message or "the run failed"
     scope = failed_run_scope(kind, result.dagster_run.tags)
@@ -81,7 +81,11 @@ def backfill(kind: str, first_text: str, last_text: str, as_of: str | None = Non
     dagster_home()
     import dagster as dg
 
-    from orchestration.definitions import daily_reconciliation_job, defs, monthly_invoicing_job
+    from billing.orchestration.definitions import (
+        daily_reconciliation_job,
+        defs,
+        monthly_invoicing_job,
+    )
 
     job_name = daily_reconciliation_job.name if kind == "daily" else monthly_invoicing_job.name
     job = defs.get_job_def(job_name)

@@ -13,7 +13,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from orchestration.settings import PROJECT_DIR, load_settings, quiet_environment
+from billing.settings import PROJECT_DIR, load_settings, quiet_environment
 
 quiet_environment()
 
@@ -42,8 +42,8 @@ def positive_int(text: str) -> int:
 
 
 def command_generate(args: argparse.Namespace) -> None:
-    from orchestration.generate import GenerateOptions, generate
-    from orchestration.reference_data import SeedsError
+    from billing.sample.generate import GenerateOptions, generate
+    from billing.seeds import SeedsError
 
     settings = load_settings()
     options = GenerateOptions(
@@ -73,7 +73,7 @@ def command_generate(args: argparse.Namespace) -> None:
 
 
 def command_ingest(args: argparse.Namespace) -> int:
-    from orchestration.ingest import IngestError, ingest_files
+    from billing.landing import IngestError, ingest_files
 
     settings = load_settings()
     paths = [Path(p) for p in args.paths] or [settings.landing_dir]
@@ -94,7 +94,7 @@ def command_ingest(args: argparse.Namespace) -> int:
     )
     if not result.rejected_files:
         return 0
-    from orchestration.alerts import raise_rejected_file_alerts
+    from billing.alerts import raise_rejected_file_alerts
 
     raise_rejected_file_alerts(settings.warehouse, result)
     for name, reason in result.rejected_files:
@@ -109,7 +109,7 @@ def command_ingest(args: argparse.Namespace) -> int:
 
 
 def command_withdraw(args: argparse.Namespace) -> None:
-    from orchestration.ingest import IngestError, withdraw_file
+    from billing.landing import IngestError, withdraw_file
 
     settings = load_settings()
     try:
@@ -131,7 +131,7 @@ def command_void(args: argparse.Namespace) -> None:
 
     import duckdb
 
-    from orchestration.ledger import LedgerError, ensure_ledger_schema, void_invoices
+    from billing.warehouse.ledger import LedgerError, ensure_ledger_schema, void_invoices
 
     settings = load_settings()
     if not settings.warehouse.exists():
@@ -160,8 +160,10 @@ def command_void(args: argparse.Namespace) -> None:
 
 
 def command_build(args: argparse.Namespace) -> None:
-    from orchestration.build import BuildError, build, connect_published, parse_as_of
-    from orchestration.summary import routing_summary
+    from billing.warehouse.build import build, parse_as_of
+    from billing.warehouse.dbt import BuildError
+    from billing.warehouse.publish import connect_published
+    from billing.warehouse.summary import routing_summary
 
     settings = load_settings()
     try:
@@ -191,8 +193,9 @@ def command_build(args: argparse.Namespace) -> None:
 
 
 def command_invoices(args: argparse.Namespace) -> None:
-    from orchestration.build import BuildError, connect_published
-    from orchestration.summary import invoice_lines, invoice_tables
+    from billing.warehouse.dbt import BuildError
+    from billing.warehouse.publish import connect_published
+    from billing.warehouse.summary import invoice_lines, invoice_tables
 
     settings = load_settings()
     period = args.period.strftime("%Y-%m") if args.period else None
@@ -228,8 +231,8 @@ def parse_day(text: str) -> date:
 
 
 def command_quality(args: argparse.Namespace) -> int:
-    from orchestration.alerts import alerts_from_report, configured_sinks, raise_alerts
-    from orchestration.quality import QualityError, Scope, data_range, run_quality
+    from billing.alerts import alerts_from_report, configured_sinks, raise_alerts
+    from billing.quality import QualityError, Scope, data_range, run_quality
 
     settings = load_settings()
     try:
@@ -266,8 +269,9 @@ def command_quality(args: argparse.Namespace) -> int:
 
 
 def command_backfill(args: argparse.Namespace) -> int:
-    from orchestration.build import BuildError, parse_as_of
-    from orchestration.orchestrate import BackfillError, backfill
+    from billing.orchestration.backfill import BackfillError, backfill
+    from billing.warehouse.build import parse_as_of
+    from billing.warehouse.dbt import BuildError
 
     try:
         as_of = parse_as_of(args.as_of) if args.as_of else None
@@ -284,7 +288,7 @@ def command_backfill(args: argparse.Namespace) -> int:
 
 
 def command_alerts(args: argparse.Namespace) -> None:
-    from orchestration.alerts import AlertStoreError, recent_alerts
+    from billing.alerts import AlertStoreError, recent_alerts
 
     settings = load_settings()
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from orchestration.calendar import add_months
-from orchestration.settings import quiet_environment
+from billing.rules.calendar import add_months
+from billing.settings import quiet_environment
 
 # Share of a landed file's rows that may be quarantined before the staged-events gate fails
 # for the rows of that file in the scope, on files of at least MIN_ROWS_FOR_SHARE rows. A

@@ -53,7 +53,7 @@ def load_settings() -> Settings:
     )
 
 
-DAGSTER_CONFIG_TEMPLATE = PROJECT_DIR / "orchestration" / "dagster.yaml"
+DAGSTER_CONFIG_TEMPLATE = PROJECT_DIR / "billing" / "orchestration" / "dagster.yaml"
 
 
 def dagster_home() -> Path:

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from orchestration.quality import QualityReport, Scope, anomaly_statistics, clean_value
+from billing.quality import QualityReport, Scope, anomaly_statistics, clean_value
 
 WEBHOOK_URL = "BILLING_ALERT_WEBHOOK_URL"
 SMTP_PASSWORD = "BILLING_ALERT_SMTP_PASSWORD"
@@ -551,6 +551,6 @@ def raise_rejected_file_alerts(warehouse: Path, result) -> RaisedAlerts:
 
     Ingest itself knows nothing of sinks; the CLI and the Dagster ingest asset call this.
     """
-    from orchestration.ingest import rejected_file_alerts
+    from billing.landing import rejected_file_alerts
 
     return raise_alerts(warehouse, [Alert(**fields) for fields in rejected_file_alerts(result)])

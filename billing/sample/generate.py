@@ -19,20 +19,17 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
-from orchestration.calendar import add_months
-from orchestration.reference_data import (
+from billing.rules.calendar import add_months
+from billing.sample.accounts import (
     PLAN_EVENT_MIX,
     PLANS_WITH_STORAGE,
     Customer,
-    SeedsError,
     account_rows,
     make_customers,
     plan_currencies,
-    prepare_seeds_dir,
-    quarantine_reasons,
     subscription_window,
-    write_accounts,
 )
+from billing.seeds import SeedsError, prepare_seeds_dir, quarantine_reasons, write_accounts
 
 FILE_PREFIX = "events-"
 CONTROL_PREFIX = "control-totals-"

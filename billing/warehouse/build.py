@@ -1,0 +1,120 @@
+"""One build: dbt (models and tests), the blocking gates, the ledger transaction, publish.
+
+The order is the guarantee (DECISIONLOG D34): nothing is finalized until every dbt test and
+every blocking Great Expectations gate has passed over exactly the invoices about to be
+finalized, and nothing is published unless finalization committed. `billing build` and the
+Dagster monthly job run the same steps (`check_gates`, `finalize_ledger`, `publish`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from billing.rules.calendar import normalize_as_of
+from billing.settings import Settings
+from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, BuildError, prepare_run, run_dbt
+from billing.warehouse.ledger import FinalizeResult, LedgerError, finalize
+from billing.warehouse.publish import publish
+from billing.warehouse.run_context import run_context_for
+
+
+def parse_as_of(text: str | None, now: datetime | None = None) -> str:
+    """`--as-of` as RFC 3339 UTC (a bare date or time is UTC), else now; one-line error.
+
+    The build always records an explicit `as_of` in its run context, so the run can be
+    reproduced later even when the user gave none.
+    """
+    try:
+        return normalize_as_of(text, now or datetime.now(UTC))
+    except ValueError as error:
+        raise BuildError(f"--as-of must be an ISO 8601 date or timestamp, got {text!r}") from error
+
+
+@dataclass
+class BuildOutcome:
+    """What a build did, for the CLI summary."""
+
+    results: list
+    finalized: FinalizeResult | None = None
+    gates: str = ""
+    published: bool = False
+
+
+def build(
+    settings: Settings, as_of: str, select: str | None = None, verbose: bool = True
+) -> BuildOutcome:
+    """dbt build, then (for a whole build) gates, the ledger transaction and publish.
+
+    A partial build (`select`) is an editing loop: it builds and tests what was selected and
+    stops there, so it never finalizes and never replaces the copy finance reads.
+    """
+    build_id = "" if select else f"build-{uuid.uuid4().hex}"
+    prepare_run(settings, run_context_for(as_of, build_id))
+    args = ["build", *PRODUCTION_BUILD_ARGS]
+    if select:
+        args += ["--select", select]
+    results = run_dbt(args, settings, verbose=verbose)
+    if not results:
+        raise BuildError(
+            f"dbt selected nothing for --select {select!r}: no model, seed or test was built"
+            if select
+            else "dbt built nothing: the project has no nodes"
+        )
+    outcome = BuildOutcome(results=results)
+    if select:
+        return outcome
+    outcome.gates = check_gates(settings)
+    outcome.finalized = finalize_ledger(settings, build_id)
+    publish(settings)
+    outcome.published = True
+    return outcome
+
+
+def check_gates(settings: Settings) -> str:
+    """Run every blocking Great Expectations gate over all the data; raise if one fails.
+
+    The gates read the marts, which already show the invoices this build is about to
+    finalize as finalized (macro ledger_after_this_build), so what is checked is exactly
+    what will be written. A failed gate raises its alerts and stops the build before the
+    ledger.
+    """
+    from billing.alerts import alerts_from_report, raise_alerts
+    from billing.quality import NoEventsError, QualityError, data_range, run_quality
+
+    try:
+        scope = data_range(settings.warehouse)
+    except NoEventsError as error:
+        return f"quality gates: nothing to check ({error})"
+    except QualityError as error:
+        raise BuildError(f"quality gates could not run, nothing was finalized: {error}") from error
+    report = run_quality(settings.warehouse, scope)
+    raise_alerts(settings.warehouse, alerts_from_report(report))
+    if not report.passed:
+        failed = sorted({result.suite for result in report.results if not result.passed})
+        raise BuildError(
+            f"quality gates failed ({', '.join(failed)}) for {scope.label}: nothing was "
+            "finalized or published; see `billing quality` and `billing alerts`"
+        )
+    return f"quality gates passed for {scope.label}"
+
+
+def finalize_ledger(settings: Settings, build_id: str) -> FinalizeResult:
+    """The build's one write to the ledger, in one transaction (billing/warehouse/ledger.py).
+
+    Only rows the dbt run `build_id` computed are taken: rows left by a partial build or
+    another run (whose gates did not check them) make finalization refuse.
+    """
+    try:
+        con = duckdb.connect(str(settings.warehouse))
+    except duckdb.Error as error:
+        raise BuildError(f"cannot open warehouse {settings.warehouse}: {error}") from error
+    try:
+        return finalize(con, build_id)
+    except LedgerError as error:
+        raise BuildError(str(error)) from error
+    finally:
+        con.close()

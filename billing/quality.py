@@ -18,9 +18,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import yaml
 
 from billing.rules.calendar import add_months
-from billing.settings import quiet_environment
+from billing.settings import PROJECT_DIR, quiet_environment
 
 # Share of a landed file's rows that may be quarantined before the staged-events gate fails
 # for the rows of that file in the scope, on files of at least MIN_ROWS_FOR_SHARE rows. A
@@ -28,9 +29,18 @@ from billing.settings import quiet_environment
 # events claim (and rows without a readable timestamp have no day of their own).
 MAX_QUARANTINE_SHARE = 0.05
 MIN_ROWS_FOR_SHARE = 100
-# An accepted event may lie this far past the moment its file was loaded (the dbt var
-# future_tolerance_minutes, whose default this mirrors).
-FUTURE_TOLERANCE_MINUTES = 60
+
+
+def dbt_project_var(name: str):
+    """A dbt var as dbt_project.yml sets it, so a gate checks the rule dbt enforced and a
+    threshold is written once (builds pass no --vars, D52)."""
+    return yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"][
+        name
+    ]
+
+
+# An accepted event may lie this far past the moment its file was loaded.
+FUTURE_TOLERANCE_MINUTES = int(dbt_project_var("future_tolerance_minutes"))
 # How many failing rows a report lists per expectation; the count is always complete.
 LISTED_ROWS = 20
 

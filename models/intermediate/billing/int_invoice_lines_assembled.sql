@@ -1,28 +1,42 @@
 {#
     Every line of every open invoice, in the order of architecture §6.4: base fees prorated by
-    active days, usage lines (one per tier of a graduated charge), the minimum-commitment
-    true-up, and adjustments for periods already billed on a finalized invoice (late usage
-    and reversals: the period rated now minus the period as that invoice saw it, both with
-    today's rate card), placed on the customer's next open invoice. Each amount is rounded
-    here, once, to the currency's minor units; invoices only add rounded lines up.
+    active days, usage lines (one per tier of a graduated charge), charge maximum/minimum
+    lines, the minimum-commitment true-up, and adjustments for periods already billed on a
+    finalized invoice, placed on the customer's next open invoice; then a credit note when
+    corrections exceed what is due. Each rule lives in its own model (rounding:
+    int_usage_lines_rounded; limits: int_charge_limits_applied; commitment:
+    int_commitment_true_ups; adjustments: int_invoice_adjustments); this one assembles,
+    places and numbers their lines. Invoices only add rounded lines up.
 #}
 with
 
-subscription_periods as (
+subscription_periods_billed as (
 
-    select * from {{ ref('int_subscriptions_prorated_to_periods') }}
-
-),
-
-charges_rated as (
-
-    select * from {{ ref('int_charges_rated') }}
+    select * from {{ ref('int_subscription_periods_billed') }}
 
 ),
 
-periods_billed as (
+usage_lines_rounded as (
 
-    select * from {{ ref('int_invoice_periods_billed') }}
+    select * from {{ ref('int_usage_lines_rounded') }}
+
+),
+
+charge_limits_applied as (
+
+    select * from {{ ref('int_charge_limits_applied') }}
+
+),
+
+commitment_true_ups as (
+
+    select * from {{ ref('int_commitment_true_ups') }}
+
+),
+
+invoice_adjustments as (
+
+    select * from {{ ref('int_invoice_adjustments') }}
 
 ),
 
@@ -46,140 +60,13 @@ invoice_revisions as (
 
 ),
 
-
-subscription_periods_priced as (
-
-    select
-        subscription_periods.*,
-        periods_billed.customer_id is not null as is_billed
-    from subscription_periods
-    left join periods_billed
-        on
-            subscription_periods.customer_id = periods_billed.customer_id
-            and subscription_periods.billing_period_start = periods_billed.billing_period_start
-
-),
-
 open_invoice_periods as (
 
     select distinct
         customer_id,
         billing_period_start
-    from subscription_periods_priced
+    from subscription_periods_billed
     where not is_billed
-
-),
-
-usage_lines_rated as (
-
-    select
-        charges_rated.*,
-        subscription_periods_priced.is_billed,
-        {# A line beyond the supported range has no amount: rated as 0 and its customer's
-           invoices are held (int_invoices_calculated). #}
-        {{ round_money(
-            'coalesce(charges_rated.amount_unrounded, 0)', 'subscription_periods_priced.minor_units'
-        ) }} as amount
-    from charges_rated
-    inner join subscription_periods_priced
-        on charges_rated.subscription_period_id = subscription_periods_priced.subscription_period_id
-
-),
-
-charge_totals_by_scenario as (
-
-    {# A charge's amount after its multiplier, capped at max_amount by a negative
-       charge_maximum line, then raised to min_amount (prorated like the base fee) by a
-       charge_minimum line (architecture §6.3, 6.4 step 3). #}
-    select
-        subscription_period_id,
-        charge_id,
-        scenario,
-        any_value(meter_id) as meter_id,
-        any_value(dimension_value) as dimension_value,
-        any_value(charge_model) as charge_model,
-        any_value(display_name) as display_name,
-        any_value(quantity) as quantity,
-        any_value(is_billed) as is_billed,
-        sum(amount) as usage_amount,
-        any_value(max_amount) as max_amount,
-        any_value(min_amount) as min_amount,
-        any_value(max_amount_rounded) as max_amount_rounded,
-        any_value(min_amount_prorated) as min_amount_prorated
-    from usage_lines_rated
-    group by subscription_period_id, charge_id, scenario
-
-),
-
-charge_maximums as (
-
-    select
-        *,
-        case
-            when max_amount is not null and usage_amount > max_amount_rounded
-                then max_amount_rounded - usage_amount
-            else 0
-        end as maximum_amount
-    from charge_totals_by_scenario
-
-),
-
-charge_limits as (
-
-    select
-        *,
-        case
-            when min_amount is not null and usage_amount + maximum_amount < min_amount_prorated
-                then min_amount_prorated - (usage_amount + maximum_amount)
-            else 0
-        end as minimum_amount
-    from charge_maximums
-
-),
-
-charge_totals as (
-
-    select
-        *,
-        usage_amount + maximum_amount + minimum_amount as charge_amount
-    from charge_limits
-
-),
-
-usage_per_scenario as (
-
-    select
-        subscription_period_id,
-        scenario,
-        sum(charge_amount) as usage_amount
-    from charge_totals
-    group by subscription_period_id, scenario
-
-),
-
-commitments_by_scenario as (
-
-    {# The invoice is max(commitment, usage): the shortfall is its own line. #}
-    select
-        subscription_periods_priced.subscription_period_id,
-        scenarios.scenario,
-        subscription_periods_priced.is_billed,
-        coalesce(usage_per_scenario.usage_amount, 0) as usage_amount,
-        greatest(
-            subscription_periods_priced.commitment_amount
-            - coalesce(usage_per_scenario.usage_amount, 0),
-            0
-        ) as true_up_amount
-    from subscription_periods_priced
-    cross join (values ('current'), ('billed')) as scenarios (scenario)
-    left join usage_per_scenario
-        on
-            subscription_periods_priced.subscription_period_id
-            = usage_per_scenario.subscription_period_id
-            and scenarios.scenario = usage_per_scenario.scenario
-    where
-        subscription_periods_priced.minimum_commitment is not null
-        and (scenarios.scenario = 'current' or subscription_periods_priced.is_billed)
 
 ),
 
@@ -205,7 +92,7 @@ base_fee_lines as (
                 then ' (' || active_days || ' of ' || days_in_period || ' days)'
             else ''
         end as description
-    from subscription_periods_priced
+    from subscription_periods_billed
     where base_fee is not null and not is_billed
 
 ),
@@ -236,7 +123,7 @@ usage_lines as (
             when has_negative_quantity then ' [negative usage billed as 0]'
             else ''
         end as description
-    from usage_lines_rated
+    from usage_lines_rounded
     where scenario = 'current' and not is_billed
 
 ),
@@ -244,36 +131,36 @@ usage_lines as (
 charge_limit_lines as (
 
     select
-        charge_totals.subscription_period_id,
+        charge_limits_applied.subscription_period_id,
         cast(null as date) as source_period_start,
         limits.line_type,
         3 as line_order,
-        charge_totals.charge_id,
-        charge_totals.meter_id,
-        charge_totals.dimension_value,
+        charge_limits_applied.charge_id,
+        charge_limits_applied.meter_id,
+        charge_limits_applied.dimension_value,
         cast(null as integer) as tier,
-        charge_totals.charge_model,
+        charge_limits_applied.charge_model,
         cast(null as decimal(38, 9)) as quantity,
         cast(null as decimal(38, 13)) as unit_price,
         case limits.line_type
-            when 'charge_maximum' then charge_totals.maximum_amount
-            else charge_totals.minimum_amount
+            when 'charge_maximum' then charge_limits_applied.maximum_amount
+            else charge_limits_applied.minimum_amount
         end as amount,
         cast(null as bigint) as event_count,
-        charge_totals.display_name
+        charge_limits_applied.display_name
         || case limits.line_type
             when 'charge_maximum'
-                then ': capped at its maximum of ' || charge_totals.max_amount_rounded
-            else ': raised to its minimum of ' || charge_totals.min_amount_prorated
+                then ': capped at its maximum of ' || charge_limits_applied.max_amount_rounded
+            else ': raised to its minimum of ' || charge_limits_applied.min_amount_prorated
         end as description
-    from charge_totals
+    from charge_limits_applied
     cross join (values ('charge_maximum'), ('charge_minimum')) as limits (line_type)
     where
-        charge_totals.scenario = 'current'
-        and not charge_totals.is_billed
+        charge_limits_applied.scenario = 'current'
+        and not charge_limits_applied.is_billed
         and case limits.line_type
-            when 'charge_maximum' then charge_totals.maximum_amount
-            else charge_totals.minimum_amount
+            when 'charge_maximum' then charge_limits_applied.maximum_amount
+            else charge_limits_applied.minimum_amount
         end != 0
 
 ),
@@ -281,7 +168,7 @@ charge_limit_lines as (
 commitment_lines as (
 
     select
-        commitments_by_scenario.subscription_period_id,
+        commitment_true_ups.subscription_period_id,
         cast(null as date) as source_period_start,
         'minimum_commitment' as line_type,
         4 as line_order,
@@ -290,125 +177,43 @@ commitment_lines as (
         cast(null as varchar) as dimension_value,
         cast(null as integer) as tier,
         cast(null as varchar) as charge_model,
-        subscription_periods_priced.active_fraction as quantity,
-        subscription_periods_priced.minimum_commitment as unit_price,
-        commitments_by_scenario.true_up_amount as amount,
+        subscription_periods_billed.active_fraction as quantity,
+        subscription_periods_billed.minimum_commitment as unit_price,
+        commitment_true_ups.true_up_amount as amount,
         cast(null as bigint) as event_count,
         'Minimum commitment true-up (commitment '
-        || subscription_periods_priced.commitment_amount
-        || ', usage ' || commitments_by_scenario.usage_amount || ')' as description
-    from commitments_by_scenario
-    inner join subscription_periods_priced
+        || subscription_periods_billed.commitment_amount
+        || ', usage ' || commitment_true_ups.usage_amount || ')' as description
+    from commitment_true_ups
+    inner join subscription_periods_billed
         on
-            commitments_by_scenario.subscription_period_id
-            = subscription_periods_priced.subscription_period_id
+            commitment_true_ups.subscription_period_id
+            = subscription_periods_billed.subscription_period_id
     where
-        commitments_by_scenario.scenario = 'current'
-        and not commitments_by_scenario.is_billed
-        and commitments_by_scenario.true_up_amount > 0
-
-),
-
-usage_per_charge_by_scenario as (
-
-    select
-        subscription_period_id,
-        charge_id,
-        scenario,
-        meter_id,
-        dimension_value,
-        charge_model,
-        display_name,
-        quantity,
-        charge_amount as amount
-    from charge_totals
-    where is_billed
-
-),
-
-usage_adjustments as (
-
-    select
-        current_side.subscription_period_id,
-        current_side.charge_id,
-        current_side.meter_id,
-        current_side.dimension_value,
-        current_side.charge_model,
-        current_side.display_name,
-        current_side.quantity - billed_side.quantity as quantity,
-        current_side.amount - billed_side.amount as amount
-    from usage_per_charge_by_scenario as current_side
-    inner join usage_per_charge_by_scenario as billed_side
-        on
-            current_side.subscription_period_id = billed_side.subscription_period_id
-            and current_side.charge_id = billed_side.charge_id
-            and billed_side.scenario = 'billed'
-    where current_side.scenario = 'current' and current_side.amount != billed_side.amount
-
-),
-
-commitment_adjustments as (
-
-    select
-        current_side.subscription_period_id,
-        current_side.true_up_amount - billed_side.true_up_amount as amount
-    from commitments_by_scenario as current_side
-    inner join commitments_by_scenario as billed_side
-        on
-            current_side.subscription_period_id = billed_side.subscription_period_id
-            and billed_side.scenario = 'billed'
-    where
-        current_side.scenario = 'current'
-        and current_side.true_up_amount != billed_side.true_up_amount
+        commitment_true_ups.scenario = 'current'
+        and not commitment_true_ups.is_billed
+        and commitment_true_ups.true_up_amount > 0
 
 ),
 
 adjustment_lines as (
 
     select
-        usage_adjustments.subscription_period_id,
-        subscription_periods_priced.billing_period_start as source_period_start,
+        subscription_period_id,
+        source_period_start,
         'adjustment' as line_type,
         5 as line_order,
-        usage_adjustments.charge_id,
-        usage_adjustments.meter_id,
-        usage_adjustments.dimension_value,
+        charge_id,
+        meter_id,
+        dimension_value,
         cast(null as integer) as tier,
-        usage_adjustments.charge_model,
-        usage_adjustments.quantity,
+        charge_model,
+        quantity,
         cast(null as decimal(38, 13)) as unit_price,
-        usage_adjustments.amount,
+        amount,
         cast(null as bigint) as event_count,
-        usage_adjustments.display_name || ': correction to '
-        || strftime(subscription_periods_priced.billing_period_start, '%Y-%m')
-        || ' (late usage or reversals)' as description
-    from usage_adjustments
-    inner join subscription_periods_priced
-        on
-            usage_adjustments.subscription_period_id
-            = subscription_periods_priced.subscription_period_id
-    union all
-    select
-        commitment_adjustments.subscription_period_id,
-        subscription_periods_priced.billing_period_start as source_period_start,
-        'adjustment' as line_type,
-        5 as line_order,
-        cast(null as varchar) as charge_id,
-        cast(null as varchar) as meter_id,
-        cast(null as varchar) as dimension_value,
-        cast(null as integer) as tier,
-        cast(null as varchar) as charge_model,
-        cast(null as decimal(38, 9)) as quantity,
-        cast(null as decimal(38, 13)) as unit_price,
-        commitment_adjustments.amount,
-        cast(null as bigint) as event_count,
-        'Minimum commitment true-up: correction to '
-        || strftime(subscription_periods_priced.billing_period_start, '%Y-%m') as description
-    from commitment_adjustments
-    inner join subscription_periods_priced
-        on
-            commitment_adjustments.subscription_period_id
-            = subscription_periods_priced.subscription_period_id
+        description
+    from invoice_adjustments
 
 ),
 
@@ -433,7 +238,7 @@ next_open_invoices as (
         billed_periods.customer_id,
         billed_periods.billing_period_start as source_period_start,
         min(open_invoice_periods.billing_period_start) as invoice_period_start
-    from subscription_periods_priced as billed_periods
+    from subscription_periods_billed as billed_periods
     inner join open_invoice_periods
         on
             billed_periods.customer_id = open_invoice_periods.customer_id
@@ -447,21 +252,21 @@ lines_placed as (
 
     select
         all_lines.*,
-        subscription_periods_priced.customer_id,
-        subscription_periods_priced.subscription_id,
-        subscription_periods_priced.plan_id,
-        subscription_periods_priced.customer_currency as currency,
+        subscription_periods_billed.customer_id,
+        subscription_periods_billed.subscription_id,
+        subscription_periods_billed.plan_id,
+        subscription_periods_billed.customer_currency as currency,
         case
             when all_lines.source_period_start is null
-                then subscription_periods_priced.billing_period_start
+                then subscription_periods_billed.billing_period_start
             else next_open_invoices.invoice_period_start
         end as invoice_period_start
     from all_lines
-    inner join subscription_periods_priced
-        on all_lines.subscription_period_id = subscription_periods_priced.subscription_period_id
+    inner join subscription_periods_billed
+        on all_lines.subscription_period_id = subscription_periods_billed.subscription_period_id
     left join next_open_invoices
         on
-            subscription_periods_priced.customer_id = next_open_invoices.customer_id
+            subscription_periods_billed.customer_id = next_open_invoices.customer_id
             and all_lines.source_period_start = next_open_invoices.source_period_start
 
 ),

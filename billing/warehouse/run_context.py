@@ -11,7 +11,7 @@ the run: it is the context the tables were last built in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 
@@ -86,7 +86,10 @@ def ensure_control_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def write_run_context(con: duckdb.DuckDBPyConnection, context: RunContext) -> None:
     """Replace the one row with `context`, in one transaction (never zero or two rows)."""
-    as_of = datetime.fromisoformat(context.as_of.replace("Z", "+00:00")).replace(tzinfo=None)
+    moment = datetime.fromisoformat(context.as_of.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:  # stored as naive UTC, as the models compare it
+        moment = moment.astimezone(UTC)
+    as_of = moment.replace(tzinfo=None)
     ensure_control_schema(con)
     con.execute("begin transaction")
     try:

@@ -17,7 +17,7 @@ from billing.settings import PROJECT_DIR, Settings, quiet_environment
 
 quiet_environment()
 
-# dbt only reads seeds from inside the project (see build.seeds_path_for_dbt).
+# dbt only reads seeds from inside the project (see billing.warehouse.dbt.seeds_path_for_dbt).
 TEST_SEEDS_ROOT = PROJECT_DIR / "target" / "pytest-seeds"
 
 

@@ -1,4 +1,4 @@
-"""Every dbt unit test, once per pytest run (builds exclude them: build.PRODUCTION_BUILD_ARGS).
+"""Every dbt unit test, once per pytest run (builds skip them: PRODUCTION_BUILD_ARGS).
 
 Unit tests check a model's SQL against fixture rows; dbt still reads the column types of
 each model's inputs from the warehouse, so they run against an empty build of the project

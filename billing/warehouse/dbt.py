@@ -15,7 +15,7 @@ import duckdb
 from billing.landing import ensure_raw_schema
 from billing.settings import PROJECT_DIR, Settings, quiet_environment
 from billing.warehouse.ledger import ensure_ledger_schema
-from billing.warehouse.run_context import RunContext, ensure_control_schema, write_run_context
+from billing.warehouse.run_context import RunContext, write_run_context
 
 
 class BuildError(Exception):
@@ -104,8 +104,9 @@ def release_dbt_connection() -> None:
             DuckDBConnectionManager._ENV = None
 
 
-def prepare_warehouse(settings: Settings) -> None:
-    """The tables dbt reads as sources (raw, ledger, control) must exist before any ingest."""
+def prepare_run(settings: Settings, context: RunContext) -> None:
+    """Before every dbt invocation, in one connection: the tables dbt reads as sources (raw,
+    ledger, control) exist, even before any ingest, and control holds this run's context."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(settings.warehouse))
@@ -117,16 +118,9 @@ def prepare_warehouse(settings: Settings) -> None:
     try:
         ensure_raw_schema(con)
         ensure_ledger_schema(con)
-        ensure_control_schema(con)
+        write_run_context(con, context)  # creates control.run_context when missing
     finally:
         con.close()
-
-
-def prepare_run(settings: Settings, context: RunContext) -> None:
-    """Before every dbt invocation: the source tables exist and hold this run's context."""
-    prepare_warehouse(settings)
-    with duckdb.connect(str(settings.warehouse)) as con:
-        write_run_context(con, context)
 
 
 # dbt unit tests check SQL, not data: `make test` runs them once (test_dbt_unit_tests.py),

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from billing.quality import QualityReport, Scope, anomaly_statistics, clean_value
+from billing.quality import QualityReport, anomaly_statistics, clean_value
+from billing.rules.calendar import Window
 
 WEBHOOK_URL = "BILLING_ALERT_WEBHOOK_URL"
 SMTP_PASSWORD = "BILLING_ALERT_SMTP_PASSWORD"
@@ -189,7 +190,7 @@ def alerts_from_report(report: QualityReport) -> list[Alert]:
     return alerts
 
 
-def run_failure_alert(job: str, scope: Scope | None, reason: str) -> Alert:
+def run_failure_alert(job: str, scope: Window | None, reason: str) -> Alert:
     """A failed orchestration run: the pipeline stopped and nothing past it ran.
 
     The run-failure sensor and `billing backfill` both build it from the run's job, window

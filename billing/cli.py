@@ -232,14 +232,15 @@ def parse_day(text: str) -> date:
 
 def command_quality(args: argparse.Namespace) -> int:
     from billing.alerts import alerts_from_report, configured_sinks, raise_alerts
-    from billing.quality import QualityError, Scope, data_range, run_quality
+    from billing.quality import QualityError, data_range, run_quality
+    from billing.rules.calendar import Window
 
     settings = load_settings()
     try:
         if args.day:
-            scope = Scope.day(args.day)
+            scope = Window.day(args.day)
         elif args.period:
-            scope = Scope.period(args.period)
+            scope = Window.period(args.period)
         else:
             scope = data_range(settings.warehouse)
         report = run_quality(settings.warehouse, scope)

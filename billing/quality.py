@@ -2,10 +2,11 @@
 (architecture §7).
 
 Suites are built in code and run through GX's pandas route (STACK.md: GX's SQL data source
-cannot read DuckDB): each suite reads its table for the scope from the warehouse into a
-DataFrame, then one validation runs every expectation of the suite against it. Money
-identities are computed exactly in SQL (a difference that must be zero), so the DataFrame's
-floats only ever compare a zero with a zero.
+cannot read DuckDB): each suite reads its dbt check model (models/checks/, views that say
+what is checked) for the window from the warehouse into a DataFrame, then one validation
+runs every expectation of the suite against it. Money identities are computed exactly in
+SQL (a difference that must be zero), so the DataFrame's floats only ever compare a zero
+with a zero.
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import yaml
 
-from billing.rules.calendar import add_months
+from billing.rules.calendar import Window, add_months
 from billing.settings import PROJECT_DIR, quiet_environment
-
-# Share of a landed file's rows that may be quarantined before the staged-events gate fails
-# for the rows of that file in the scope, on files of at least MIN_ROWS_FOR_SHARE rows. A
-# file is a producer's delivery: a broken release shows as a bad file, whatever days its
-# events claim (and rows without a readable timestamp have no day of their own).
-MAX_QUARANTINE_SHARE = 0.05
-MIN_ROWS_FOR_SHARE = 100
 
 
 def dbt_project_var(name: str):
@@ -39,8 +32,13 @@ def dbt_project_var(name: str):
     ]
 
 
-# An accepted event may lie this far past the moment its file was loaded.
+# An accepted event may lie this far past the moment its file was loaded (the check model
+# computes it; the number is read here only for the rule's description).
 FUTURE_TOLERANCE_MINUTES = int(dbt_project_var("future_tolerance_minutes"))
+# Share of a landed file's lines that may be quarantined before the staged-events gate fails
+# the file's quarantined lines (on files of at least `quarantine_share_min_rows` lines, which
+# chk_staged_events applies).
+MAX_QUARANTINE_SHARE = float(dbt_project_var("max_quarantine_share"))
 # How many failing rows a report lists per expectation; the count is always complete.
 LISTED_ROWS = 20
 
@@ -54,34 +52,9 @@ class NoEventsError(QualityError):
 
 
 @dataclass(frozen=True)
-class Scope:
-    """The slice of data a run checks: a UTC day, a billing month, or a range of days."""
-
-    kind: str  # "day", "period" or "range"
-    start: date
-    end: date  # exclusive
-
-    @property
-    def label(self) -> str:
-        if self.kind == "day":
-            return self.start.isoformat()
-        if self.kind == "period":
-            return self.start.strftime("%Y-%m")
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
-
-    @classmethod
-    def day(cls, day: date) -> Scope:
-        return cls("day", day, date.fromordinal(day.toordinal() + 1))
-
-    @classmethod
-    def period(cls, month: date) -> Scope:
-        first = month.replace(day=1)
-        return cls("period", first, add_months(first, 1))
-
-
-@dataclass(frozen=True)
 class SuiteSpec:
-    """One suite: the SQL that reads its rows for a scope, the ids to report, the rules.
+    """One suite: the check model it reads (models/checks/), the date column that places a
+    row in a window, the order rows are read in, the ids to report, the rules.
 
     `detail_columns` are listed with a failing row only when the row has a value (a
     quarantined line's reason); `explainers` turn the scope's rows into notes for a failed
@@ -90,7 +63,9 @@ class SuiteSpec:
 
     name: str
     applies_to: str  # "day" (daily data), "period" (billing periods) or "candidates"
-    sql: str  # takes two parameters: scope start and end
+    model: str
+    date_column: str
+    order_by: tuple[str, ...]
     id_columns: tuple[str, ...]
     expectations: Callable[[], list]
     severity: str = "error"
@@ -146,7 +121,7 @@ class SuiteResult:
     """
 
     suite: str
-    scope: Scope
+    scope: Window
     severity: str
     row_count: int
     expectation_count: int
@@ -306,7 +281,7 @@ def _staged_events_expectations() -> list:
             column="event_at", description="accepted events without a timestamp", **accepted
         ),
         gxe.ExpectColumnValuesToBeBetween(
-            column="scope_offset_days",
+            column="counted_offset_days",
             min_value=0,
             description="accepted events dated before the day they are counted on",
             **accepted,
@@ -455,105 +430,14 @@ def _tie_out_expectations() -> list:
     ]
 
 
-# The quarantine share is set on a file's quarantined lines only, so the rule fails exactly
-# the lines that were quarantined (never the file's good lines), and the file's totals and
-# reasons ride along for the report.
-STAGED_EVENTS_SQL = f"""
-with routed as (
-    select
-        *,
-        coalesce(event_date, cast(loaded_at as date)) as reconciliation_date,
-        count(*) over per_file as file_rows,
-        count(*) filter (where event_status = 'quarantined') over per_file as file_quarantined
-    from staging.stg_events__routed_events
-    window per_file as (partition by file_id)
-),
-reasons_per_file as (
-    select file_id, quarantine_reason, count(*) as reason_rows
-    from staging.stg_events__routed_events
-    where event_status = 'quarantined'
-    group by file_id, quarantine_reason
-),
-file_reasons as (
-    select
-        file_id,
-        string_agg(
-            quarantine_reason || ' ' || reason_rows, ', '
-            order by reason_rows desc, quarantine_reason
-        ) as file_quarantine_reasons
-    from reasons_per_file
-    group by file_id
-)
-select
-    routed.raw_row_id,
-    routed.file_name,
-    routed.line_number,
-    routed.event_id,
-    routed.customer_id,
-    routed.event_status,
-    routed.quarantine_reason,
-    case when routed.event_status = 'accepted' then routed.event_id end as accepted_event_id,
-    routed.event_at,
-    date_diff('day', $1::date, routed.event_at::date) as scope_offset_days,
-    date_diff('minute', routed.loaded_at, routed.event_at) - {FUTURE_TOLERANCE_MINUTES}
-        as minutes_after_load,
-    routed.reconciliation_date,
-    routed.file_rows,
-    routed.file_quarantined,
-    case
-        when routed.event_status = 'quarantined' and routed.file_rows >= {MIN_ROWS_FOR_SHARE}
-            then routed.file_quarantined / routed.file_rows
-    end as file_quarantine_share,
-    file_reasons.file_quarantine_reasons
-from routed
-left join file_reasons on routed.file_id = file_reasons.file_id
-where routed.reconciliation_date >= $1 and routed.reconciliation_date < $2
-order by routed.reconciliation_date, routed.file_name, routed.line_number, routed.raw_row_id
-"""
-
-DAILY_USAGE_SQL = """
-select
-    usage_date, customer_id, meter_id, coalesce(dimension_value, '') as dimension_key,
-    quantity, event_count
-from marts.fct_usage_daily
-where usage_date >= $1 and usage_date < $2
-order by usage_date, customer_id, meter_id, dimension_key
-"""
-
-RECONCILIATION_SQL = """
-select reconciliation_id, reconciliation_date, customer_id, event_type, status, status_reason,
-    routing_delta, producer_delta
-from marts.fct_reconciliation_daily
-where reconciliation_date >= $1 and reconciliation_date < $2
-order by reconciliation_date, customer_id, event_type
-"""
+def window_sql(model: str, date_column: str, order_by: tuple[str, ...] = ()) -> str:
+    """The rows of a check model (models/checks/, one dbt definition of what a gate reads)
+    whose `date_column` lies in a window (two parameters: start, end exclusive)."""
+    order = f" order by {', '.join(order_by)}" if order_by else ""
+    return f"select * from checks.{model} where {date_column} >= $1 and {date_column} < $2{order}"
 
 
-def check_model_sql(model: str) -> str:
-    """The rows of a check model (models/checks/, one dbt definition of the rule that the
-    dbt tests read too) in a window of billing periods, in a stable order."""
-    return f"""
-select * exclude (check_row_id) from checks.{model}
-where billing_period_start >= $1 and billing_period_start < $2
-order by billing_period_start, customer_id, invoice_id
-"""
-
-
-# Every invoice and every active customer period without one (chk_invoice_identities).
-INVOICES_SQL = check_model_sql("chk_invoice_identities")
-# Candidates: the invoices a monthly run is about to finalize (and the drafts beside them),
-# before the ledger; periods already finalized are not candidates, so there is no coverage
-# check here (the invoice marts' gate has it).
-INVOICE_CANDIDATES_SQL = check_model_sql("chk_invoice_candidate_identities")
-
-TIE_OUT_SQL = """
-select period_reconciliation_id, customer_id, meter_id, billing_period_start, status,
-    unexplained_quantity
-from marts.fct_reconciliation_periods
-where billing_period_start >= $1 and billing_period_start < $2
-order by billing_period_start, customer_id, meter_id
-"""
-
+# The whole scope's reconciliation counts and tie-out statuses, for `billing quality`.
 RECONCILIATION_TOTALS_SQL = """
 select
     count(*) filter (where status = 'ok') as ok,
@@ -565,23 +449,19 @@ select
     coalesce(sum(quarantined_count), 0) as quarantined,
     coalesce(sum(producer_reported_count), 0) as producer_reported,
     coalesce(sum(billed_count), 0) as billed,
-    (select count(*) from marts.fct_reconciliation_periods
+    (select count(*) from checks.chk_usage_tie_out
         where status = 'ok' and billing_period_start >= $1 and billing_period_start < $2)
         as tie_out_ok,
-    (select count(*) from marts.fct_reconciliation_periods
+    (select count(*) from checks.chk_usage_tie_out
         where status = 'fail' and billing_period_start >= $1 and billing_period_start < $2)
         as tie_out_fail
-from marts.fct_reconciliation_daily
+from checks.chk_reconciliation_daily
 where reconciliation_date >= $1 and reconciliation_date < $2
 """
 
-ANOMALIES_SQL = """
-select usage_anomaly_id, usage_date, customer_id, meter_id, anomaly_rule, observed_quantity,
-    observed_event_count, baseline_mean, baseline_median, ratio_to_mean, robust_score
-from marts.fct_usage_anomalies
-where usage_date >= $1 and usage_date < $2
-order by usage_date, customer_id, meter_id
-"""
+ANOMALIES_SQL = window_sql(
+    "chk_usage_anomalies", "usage_date", ("usage_date", "customer_id", "meter_id")
+)
 
 
 def quarantined_files(frame: pd.DataFrame) -> list[str]:
@@ -603,11 +483,16 @@ def quarantined_files(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
+# Candidates: the invoices a monthly run is about to finalize (and the drafts beside them),
+# before the ledger; periods already finalized are not candidates, so there is no coverage
+# check there (the invoice marts' gate has it).
 SUITES = (
     SuiteSpec(
         "staged_events",
         "day",
-        STAGED_EVENTS_SQL,
+        "chk_staged_events",
+        "reconciliation_date",
+        ("reconciliation_date", "file_name", "line_number", "raw_row_id"),
         ("reconciliation_date", "file_name", "line_number", "customer_id"),
         _staged_events_expectations,
         looked_for="staged events",
@@ -617,7 +502,9 @@ SUITES = (
     SuiteSpec(
         "daily_usage",
         "day",
-        DAILY_USAGE_SQL,
+        "chk_daily_usage",
+        "usage_date",
+        ("usage_date", "customer_id", "meter_id", "dimension_key"),
         ("usage_date", "customer_id", "meter_id"),
         _daily_usage_expectations,
         looked_for="daily usage",
@@ -625,7 +512,9 @@ SUITES = (
     SuiteSpec(
         "reconciliation",
         "day",
-        RECONCILIATION_SQL,
+        "chk_reconciliation_daily",
+        "reconciliation_date",
+        ("reconciliation_date", "customer_id", "event_type"),
         ("reconciliation_date", "customer_id", "event_type", "status_reason"),
         _reconciliation_expectations,
         looked_for="reconciliation rows",
@@ -633,7 +522,9 @@ SUITES = (
     SuiteSpec(
         "invoices",
         "period",
-        INVOICES_SQL,
+        "chk_invoice_identities",
+        "billing_period_start",
+        ("billing_period_start", "customer_id", "invoice_id"),
         ("invoice_id", "customer_id", "billing_period_start"),
         _invoice_expectations,
         severity="critical",
@@ -642,7 +533,9 @@ SUITES = (
     SuiteSpec(
         "invoice_candidates",
         "candidates",
-        INVOICE_CANDIDATES_SQL,
+        "chk_invoice_candidate_identities",
+        "billing_period_start",
+        ("billing_period_start", "customer_id", "invoice_id"),
         ("invoice_id", "customer_id", "billing_period_start"),
         _invoice_expectations,
         severity="critical",
@@ -651,7 +544,9 @@ SUITES = (
     SuiteSpec(
         "usage_tie_out",
         "period",
-        TIE_OUT_SQL,
+        "chk_usage_tie_out",
+        "billing_period_start",
+        ("billing_period_start", "customer_id", "meter_id"),
         ("customer_id", "meter_id", "billing_period_start"),
         _tie_out_expectations,
         looked_for="period tie-out rows",
@@ -659,7 +554,12 @@ SUITES = (
 )
 
 
-def suites_for(scope: Scope, names: tuple[str, ...] | None = None) -> list[SuiteSpec]:
+def spec_sql(spec: SuiteSpec) -> str:
+    """What a suite reads: its check model's rows in the window, in its order."""
+    return window_sql(spec.model, spec.date_column, spec.order_by)
+
+
+def suites_for(scope: Window, names: tuple[str, ...] | None = None) -> list[SuiteSpec]:
     """Day suites check a day or a range of days; period suites check a period or a range.
 
     The invoice candidates suite runs only when asked for by name: it gates a monthly run
@@ -763,7 +663,7 @@ class GateRunner:
                 gx.ValidationDefinition(name=spec.name, data=batch, suite=suite)
             )
 
-    def run(self, spec: SuiteSpec, scope: Scope, frame: pd.DataFrame) -> SuiteResult:
+    def run(self, spec: SuiteSpec, scope: Window, frame: pd.DataFrame) -> SuiteResult:
         validation = self.validations[spec.name]
         outcome = validation.run(
             batch_parameters={"dataframe": frame},
@@ -806,34 +706,34 @@ def connect_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
         raise QualityError(f"cannot open warehouse {warehouse}: {error}") from error
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, sql: str, scope: Scope) -> pd.DataFrame:
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, scope: Window) -> pd.DataFrame:
     try:
         return con.execute(sql, [scope.start, scope.end]).df()
     except duckdb.CatalogException as error:
         raise QualityError(f"the warehouse has not been built yet: {error}") from error
 
 
-def data_range(warehouse: Path) -> Scope:
+def data_range(warehouse: Path) -> Window:
     """Every month with accepted events or an invoice, as one range scope: what
     `billing quality` checks by default (drafts of the current month included)."""
     with connect_warehouse(warehouse) as con:
         try:
             first, last = con.execute(
                 "select min(day), max(day) from ("
-                "select reconciliation_date as day from marts.fct_reconciliation_daily "
-                "where accepted_count > 0 "
-                "union all select billing_period_start from marts.fct_invoices)"
+                "select reconciliation_date as day from checks.chk_reconciliation_daily "
+                "where accepted_count > 0 union all select billing_period_start "
+                "from checks.chk_invoice_identities where invoice_id is not null)"
             ).fetchone()
         except duckdb.CatalogException as error:
             raise QualityError("the warehouse has not been built yet") from error
     if first is None:
         raise NoEventsError("the warehouse holds no events yet: run `billing ingest` and build")
-    start = first.replace(day=1)
-    return Scope("range", start, add_months(last.replace(day=1), 1))
+    # Every day of those months: a range of days checks the day and the period gates alike.
+    return Window("daily", first.replace(day=1), add_months(last.replace(day=1), 1))
 
 
 def run_quality(
-    warehouse: Path, scope: Scope, suites: tuple[str, ...] | None = None
+    warehouse: Path, scope: Window, suites: tuple[str, ...] | None = None
 ) -> QualityReport:
     """Run the suites that apply to `scope` and collect the usage anomalies inside it.
 
@@ -842,7 +742,7 @@ def run_quality(
     specs = suites_for(scope, suites)
     runner = gate_runner()
     with connect_warehouse(warehouse) as con:
-        frames = {spec.name: read_frame(con, spec.sql, scope) for spec in specs}
+        frames = {spec.name: read_frame(con, spec_sql(spec), scope) for spec in specs}
         anomalies = (
             read_frame(con, ANOMALIES_SQL, scope)
             if scope.kind != "period" and (suites is None or "anomalies" in suites)

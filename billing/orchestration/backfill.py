@@ -16,8 +16,7 @@ from billing.orchestration.partitions import (
     RANGE_START_TAG,
     window_of_run,
 )
-from billing.quality import Scope
-from billing.rules.calendar import add_months
+from billing.rules.calendar import Window, add_months
 from billing.settings import dagster_home
 
 
@@ -50,10 +49,10 @@ def backfill_runs(kind: str, first: date, last: date, as_of: str | None) -> list
     return runs
 
 
-def failed_run_scope(kind: str, tags: dict) -> Scope | None:
+def failed_run_window(kind: str, tags: dict) -> Window | None:
     """The window a failed run covered, as the alert's scope; None for an unpartitioned run."""
     try:
-        return window_of_run(tags, kind).scope
+        return window_of_run(tags, kind)
     except ValueError:
         return None
 
@@ -70,7 +69,7 @@ def alert_failed_run(job_name: str, kind: str, result) -> None:
     from billing.settings import load_settings
 
     message = result.get_run_failure_event().message or "the run failed"
-    scope = failed_run_scope(kind, result.dagster_run.tags)
+    scope = failed_run_window(kind, result.dagster_run.tags)
     raise_alerts(load_settings().warehouse, [run_failure_alert(job_name, scope, message)])
 
 

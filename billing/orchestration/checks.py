@@ -38,7 +38,7 @@ def quality_gate(
     def _gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         settings = load_settings()
         window = window_of_run(context.run.tags, kind)
-        report = run_quality(settings.warehouse, window.scope, suites=suites)
+        report = run_quality(settings.warehouse, window, suites=suites)
         raised = raise_alerts(settings.warehouse, alerts_from_report(report))
         context.log.info(report.describe())
         passed = report.passed and not report.anomaly_count
@@ -46,7 +46,7 @@ def quality_gate(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
             metadata={
-                "scope": window.scope.label,
+                "scope": window.label,
                 "report": dg.MetadataValue.md(f"```\n{report.describe()}\n```"),
                 "alerts_new": len(raised.new),
                 "alerts_repeated": len(raised.repeated),

@@ -9,11 +9,9 @@ computed here too, so it can be tested without Dagster.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from billing.quality import Scope
-from billing.rules.calendar import add_months, normalize_as_of
+from billing.rules.calendar import Window, add_months, normalize_as_of
 from billing.warehouse.run_context import RunContext, run_context_for
 
 DEFAULT_PARTITIONS_START = date(2026, 1, 1)
@@ -23,24 +21,6 @@ AS_OF_TAG = "billing/as_of"
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
-@dataclass(frozen=True)
-class Window:
-    """A partition window: days or whole months, end exclusive."""
-
-    kind: str  # "daily" or "monthly"
-    start: date
-    end: date
-
-    @property
-    def scope(self) -> Scope:
-        """What the quality gates check for this window."""
-        if self.kind == "daily" and self.end == self.start + timedelta(days=1):
-            return Scope.day(self.start)
-        if self.kind == "monthly" and self.end == add_months(self.start, 1):
-            return Scope.period(self.start)
-        return Scope("range", self.start, self.end)
 
 
 def partitions_start(environment: dict | None = None) -> date:
@@ -55,14 +35,12 @@ def partitions_start(environment: dict | None = None) -> date:
 
 def daily_window(first_key: str, last_key: str) -> Window:
     """Days `first_key` through `last_key` (YYYY-MM-DD, inclusive)."""
-    start, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
-    return Window("daily", start, last + timedelta(days=1))
+    return Window.days(date.fromisoformat(first_key), date.fromisoformat(last_key))
 
 
 def monthly_window(first_key: str, last_key: str) -> Window:
     """Months starting `first_key` through `last_key` (YYYY-MM-DD month starts, inclusive)."""
-    start, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
-    return Window("monthly", start.replace(day=1), add_months(last.replace(day=1), 1))
+    return Window.months(date.fromisoformat(first_key), date.fromisoformat(last_key))
 
 
 def window_of_run(tags: dict, kind: str) -> Window:
@@ -94,7 +72,7 @@ def run_context_of(window: Window, as_of: str, build_id: str) -> RunContext:
     a run for September never finalizes October even when October's grace has passed.
     """
     return run_context_for(
-        as_of, build_id, window.start, window.end, monthly=window.kind == "monthly"
+        as_of, build_id, window.start, window.end, monthly=window.grain == "monthly"
     )
 
 

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from billing.alerts import raise_alerts, run_failure_alert
+from billing.orchestration.backfill import failed_run_window
 from billing.orchestration.jobs import daily_reconciliation_job, monthly_invoicing_job
-from billing.orchestration.partitions import window_of_run
 from billing.settings import load_settings
 
 
@@ -16,9 +16,6 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
     """A failed run (a failed gate included) raises a run_failure alert to the sinks."""
     run = context.dagster_run
     kind = "daily" if run.job_name == daily_reconciliation_job.name else "monthly"
-    try:
-        scope = window_of_run(run.tags, kind).scope
-    except ValueError:
-        scope = None
+    scope = failed_run_window(kind, run.tags)
     message = context.failure_event.message or "the run failed"
     raise_alerts(load_settings().warehouse, [run_failure_alert(run.job_name, scope, message)])

@@ -26,9 +26,12 @@ def layer_of(dbt_resource_props) -> str:
 
 
 def area_of(dbt_resource_props) -> str:
-    """The model's area folder (models/marts/invoicing -> invoicing), else its schema."""
+    """The model's area folder (models/marts/invoicing -> invoicing), else its schema.
+
+    The check views are one group whatever their cadence folder: what the gates read.
+    """
     fqn = dbt_resource_props.get("fqn", [])
-    if dbt_resource_props["resource_type"] == "model" and len(fqn) > 3:
+    if dbt_resource_props["resource_type"] == "model" and len(fqn) > 3 and fqn[1] != "checks":
         return fqn[2]
     return layer_of(dbt_resource_props)
 

@@ -38,6 +38,10 @@ OPTIONS = GenerateOptions(
 # operators see and schedule; update it on purpose.
 EXPECTED_ASSETS = {
     "daily": [
+        "checks/chk_daily_usage",
+        "checks/chk_reconciliation_daily",
+        "checks/chk_staged_events",
+        "checks/chk_usage_anomalies",
         "intermediate/int_billing_periods",
         "intermediate/int_events_metered",
         "intermediate/int_events_priced",
@@ -80,6 +84,7 @@ EXPECTED_ASSETS = {
         "audit/snap_plans",
         "checks/chk_invoice_candidate_identities",
         "checks/chk_invoice_identities",
+        "checks/chk_usage_tie_out",
         "intermediate/int_charge_limits_applied",
         "intermediate/int_charges_metered_to_periods",
         "intermediate/int_charges_rated",
@@ -154,6 +159,16 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
     for key in graph.get_all_asset_keys():
         groups.setdefault(graph.get(key).group_name, set()).add(key.path[-1])
     assert groups["control"] == {"run_context"}
+    # What each gate reads: models/checks/ (daily and monthly), one group.
+    assert groups["checks"] == {
+        "chk_daily_usage",
+        "chk_invoice_candidate_identities",
+        "chk_invoice_identities",
+        "chk_reconciliation_daily",
+        "chk_staged_events",
+        "chk_usage_anomalies",
+        "chk_usage_tie_out",
+    }
     assert groups["metering"] == {
         "int_billing_periods",
         "int_events_metered",

@@ -8,7 +8,6 @@ import pytest
 
 from billing.orchestration.backfill import BackfillError, backfill_runs, parse_partition
 from billing.orchestration.partitions import (
-    Window,
     daily_window,
     monthly_window,
     partitions_start,
@@ -18,7 +17,7 @@ from billing.orchestration.partitions import (
     run_context_of,
     window_of_run,
 )
-from billing.quality import Scope
+from billing.rules.calendar import Window
 from billing.warehouse.run_context import RunContext, run_context_for
 
 NOW = datetime(2026, 11, 22, 4, 5, 6, tzinfo=UTC)
@@ -29,19 +28,21 @@ def test_one_day_is_a_day_scope_and_a_range_of_days_a_range():
     assert daily_window("2026-09-30", "2026-09-30") == Window(
         "daily", date(2026, 9, 30), date(2026, 10, 1)
     )
-    assert daily_window("2026-09-30", "2026-09-30").scope == Scope.day(date(2026, 9, 30))
+    assert daily_window("2026-09-30", "2026-09-30") == Window.day(date(2026, 9, 30))
+    assert daily_window("2026-09-30", "2026-09-30").kind == "day"
     days = daily_window("2026-09-01", "2026-10-31")
     assert (days.start, days.end) == (date(2026, 9, 1), date(2026, 11, 1))
-    assert days.scope == Scope("range", date(2026, 9, 1), date(2026, 11, 1))
+    assert (days.kind, days.label) == ("range", "2026-09-01..2026-11-01")
 
 
 def test_a_month_is_a_period_scope_across_a_year_end():
     december = monthly_window("2025-12-01", "2025-12-01")
     assert (december.start, december.end) == (date(2025, 12, 1), date(2026, 1, 1))
-    assert december.scope == Scope.period(date(2025, 12, 1))
-    assert december.scope.label == "2025-12"
+    assert december == Window.period(date(2025, 12, 17))
+    assert (december.kind, december.label) == ("period", "2025-12")
     quarter = monthly_window("2026-01-01", "2026-03-01")
-    assert quarter.scope == Scope("range", date(2026, 1, 1), date(2026, 4, 1))
+    assert quarter == Window.months(date(2026, 1, 1), date(2026, 3, 31))
+    assert (quarter.kind, quarter.end) == ("range", date(2026, 4, 1))
 
 
 def test_a_daily_run_context_carries_the_window_and_the_run_clock():

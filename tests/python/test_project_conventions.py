@@ -165,3 +165,22 @@ def test_the_dagster_code_names_no_model(manifest):
         and re.search(rf"\b{node['name']}\b", code)
     )
     assert named == []
+
+
+def test_every_gate_reads_a_check_model(manifest):
+    """Each Great Expectations suite reads a dbt view under models/checks/ (what it checks is
+    written once, in SQL dbt documents and tests), and billing/quality.py names no relation
+    outside the checks schema."""
+    from billing.quality import SUITES
+
+    check_models = {
+        node["name"]: node["config"]["meta"]["partition"]
+        for node in models(manifest)
+        if layer(node) == "checks"
+    }
+    kinds = {"day": "daily", "period": "monthly", "candidates": "monthly"}
+    read = {spec.model: kinds[spec.applies_to] for spec in SUITES}
+    assert {model: check_models.get(model) for model in read} == read
+    code = (PROJECT_DIR / "billing" / "quality.py").read_text()
+    outside = re.findall(r"\b(?:raw|staging|intermediate|marts|reference|ledger)\.[a-z_]+", code)
+    assert outside == []

@@ -30,7 +30,8 @@ from conftest import copy_scenario, free_port, query
 
 from billing.alerts import alerts_from_report, raise_alerts, redact, redact_url, webhook_problem
 from billing.landing import ingest_files
-from billing.quality import QualityReport, Scope, data_range, run_quality
+from billing.quality import QualityReport, data_range, run_quality
+from billing.rules.calendar import Window
 from billing.sample.generate import GenerateOptions
 from billing.settings import PROJECT_DIR, Settings
 from billing.warehouse.build import build
@@ -40,7 +41,7 @@ AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
     events=6_000, customers=10, months=2, first_month=date(2026, 9, 1), seed=5, spikes=1
 )
-SEPTEMBER = Scope.period(date(2026, 9, 1))
+SEPTEMBER = Window.period(date(2026, 9, 1))
 # The alerts a test raises itself: the build that made the warehouse may have stored the
 # clean data's usage anomaly already.
 RAISED_HERE = "where alert_kind in ('quality_gate', 'quality_warning')"
@@ -159,10 +160,11 @@ def a_usd_invoice(warehouse) -> tuple[str, str]:
 def test_a_clean_dataset_passes_every_gate(clean, workspace, receivers):
     scope = data_range(workspace.warehouse)
     assert (scope.start, scope.end) == (date(2026, 9, 1), date(2026, 12, 1))  # Nov drafts
+    assert scope.kind == "range"  # every day and every period gate
     for report in (
         run_quality(workspace.warehouse, scope),
         run_quality(workspace.warehouse, SEPTEMBER),
-        run_quality(workspace.warehouse, Scope.day(date(2026, 10, 7))),
+        run_quality(workspace.warehouse, Window.day(date(2026, 10, 7))),
     ):
         assert report.passed, report.describe()
     report = run_quality(workspace.warehouse, scope)
@@ -316,7 +318,7 @@ def flooded(clean, workspace, tmp_path_factory):
 
 def test_a_quarantine_flood_names_its_quarantined_lines_share_and_reasons(flooded, receivers):
     settings, _ = flooded
-    report = run_quality(settings.warehouse, Scope.day(date(2026, 10, 7)))
+    report = run_quality(settings.warehouse, Window.day(date(2026, 10, 7)))
     assert failed_suites(report) == ["staged_events"]
     assert failed_rules(report) == ["expect_column_values_to_be_between(file_quarantine_share"]
     (failure,) = [f for result in report.results for f in result.failures]
@@ -361,7 +363,7 @@ def test_a_quarantine_flood_names_its_quarantined_lines_share_and_reasons(floode
 
 def test_a_producer_count_that_does_not_match_fails_reconciliation(flooded, receivers):
     settings, customer_id = flooded
-    report = run_quality(settings.warehouse, Scope.day(date(2026, 10, 8)))
+    report = run_quality(settings.warehouse, Window.day(date(2026, 10, 8)))
     assert failed_suites(report) == ["reconciliation"]
     assert failed_rules(report) == ["expect_column_values_to_not_be_in_set(status"]
     (failure,) = [f for result in report.results for f in result.failures]
@@ -449,7 +451,7 @@ def test_a_negative_usage_day_is_a_warning_not_a_failed_gate(clean, workspace, t
     (day_rows,) = query(
         copy, "select count(*) from marts.fct_usage_daily where usage_date = ?", [day]
     )[0]
-    report = run_quality(copy, Scope.day(day))
+    report = run_quality(copy, Window.day(day))
     assert report.passed, report.describe()
     (usage,) = [result for result in report.results if result.suite == "daily_usage"]
     assert (usage.status(), usage.failures, len(usage.warnings)) == ("PASS", [], 1)
@@ -478,7 +480,7 @@ def test_a_negative_usage_day_is_a_warning_not_a_failed_gate(clean, workspace, t
 
 
 def test_a_scope_without_data_is_no_data_not_a_pass(clean, workspace):
-    report = run_quality(workspace.warehouse, Scope.period(date(2030, 1, 1)))
+    report = run_quality(workspace.warehouse, Window.period(date(2030, 1, 1)))
     assert (report.passed, report.found_data, report.checked_rows) == (True, False, 0)
     assert report.empty_suites == ["invoices", "usage_tie_out"]
     assert report.describe() == (

@@ -1,0 +1,69 @@
+{#
+    Every staged row with what the `staged_events` gate asserts about it, per reconciliation
+    day (the event's UTC day, else the day its file was loaded): accepted rows have an id, a
+    customer and a timestamp, no id is accepted twice, no accepted event lies more than
+    `future_tolerance_minutes` after its file was loaded, and a landed file of at least
+    `quarantine_share_min_rows` lines keeps its quarantined share under the limit. The share
+    is set on a file's quarantined lines only, so the rule fails exactly the lines that were
+    quarantined (never the file's good lines), and the file's totals and reasons ride along
+    for the report.
+#}
+with
+
+routed as (
+    select
+        *,
+        coalesce(event_date, cast(loaded_at as date)) as reconciliation_date,
+        count(*) over per_file as file_rows,
+        count(*) filter (where event_status = 'quarantined') over per_file as file_quarantined
+    from {{ ref('stg_events__routed_events').include(database=False) }}
+    window per_file as (partition by file_id)
+),
+
+reasons_per_file as (
+    select
+        file_id,
+        quarantine_reason,
+        count(*) as reason_rows
+    from {{ ref('stg_events__routed_events').include(database=False) }}
+    where event_status = 'quarantined'
+    group by file_id, quarantine_reason
+),
+
+file_reasons as (
+    select
+        file_id,
+        string_agg(
+            quarantine_reason || ' ' || reason_rows, ', '
+            order by reason_rows desc, quarantine_reason asc
+        ) as file_quarantine_reasons
+    from reasons_per_file
+    group by file_id
+)
+
+select
+    routed.raw_row_id,
+    routed.file_name,
+    routed.line_number,
+    routed.event_id,
+    routed.customer_id,
+    routed.event_status,
+    routed.quarantine_reason,
+    routed.event_at,
+    routed.reconciliation_date,
+    routed.file_rows,
+    routed.file_quarantined,
+    file_reasons.file_quarantine_reasons,
+    case when routed.event_status = 'accepted' then routed.event_id end as accepted_event_id,
+    date_diff('day', routed.reconciliation_date, cast(routed.event_at as date))
+        as counted_offset_days,
+    date_diff('minute', routed.loaded_at, routed.event_at)
+    - {{ var('future_tolerance_minutes') }} as minutes_after_load,
+    case
+        when
+            routed.event_status = 'quarantined'
+            and routed.file_rows >= {{ var('quarantine_share_min_rows') }}
+            then routed.file_quarantined / routed.file_rows
+    end as file_quarantine_share
+from routed
+left join file_reasons on routed.file_id = file_reasons.file_id

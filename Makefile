@@ -19,6 +19,8 @@ DEMO_LAST_DAY := 2026-10-31
 UI_PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 BENCH_EVENTS ?= 1000000
+# pytest workers (pytest-xdist): one per core of the 2-core machines this runs on.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help demo test setup lint format pytest bench quality ui clean
 
@@ -59,8 +61,9 @@ format: setup ## ruff and sqlfluff, fixing what they can
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff fix models tests --disable-progress-bar
 
-pytest: setup ## the pytest suites (they run dbt builds)
-	$(BIN)/pytest
+# Workers take whole test groups (tests/python/conftest.py), longest first.
+pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt builds)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 bench: setup ## measure generate, ingest, build, rebuild, quality (BENCH_EVENTS=N)
 	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS)

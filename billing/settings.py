@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def dbt_target_dir() -> Path:
+    """Where dbt writes its manifest and compiled SQL: DBT_TARGET_PATH (relative to the
+    project, as dbt reads it) or target/. Parallel test workers each set their own, so two
+    dbt runs never share a partial parse or a manifest."""
+    return PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")
+
+
 DEFAULT_WAREHOUSE = PROJECT_DIR / "data" / "warehouse.duckdb"
 DEFAULT_LANDING_DIR = PROJECT_DIR / "data" / "landing"
 DEFAULT_SEEDS_DIR = PROJECT_DIR / "seeds"

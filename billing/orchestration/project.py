@@ -12,7 +12,7 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from billing.orchestration.partitions import partitions_start
-from billing.settings import PROJECT_DIR, load_settings, quiet_environment
+from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings, quiet_environment
 from billing.warehouse.dbt import run_dbt
 
 quiet_environment()
@@ -23,7 +23,11 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 WAREHOUSE_POOL = "billing_warehouse"
 WAREHOUSE_TAG = "billing/warehouse"
 
-DBT_PROJECT = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
+DBT_PROJECT = DbtProject(
+    project_dir=PROJECT_DIR,
+    profiles_dir=PROJECT_DIR,
+    target_path=dbt_target_dir().relative_to(PROJECT_DIR),
+)
 if os.environ.get("DAGSTER_IS_DEV_CLI") or not DBT_PROJECT.manifest_path.exists():
     run_dbt(["parse"], load_settings(), verbose=False)
 

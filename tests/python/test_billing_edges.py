@@ -20,7 +20,7 @@ from conftest import TEST_SEEDS_ROOT, query, write_seeds
 
 from billing import cli
 from billing.landing import ingest_files
-from billing.settings import PROJECT_DIR, Settings
+from billing.settings import Settings, dbt_target_dir
 from billing.warehouse import ledger
 from billing.warehouse.build import build
 from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, BuildError, prepare_run, run_dbt
@@ -99,7 +99,7 @@ def invoices(settings: Settings) -> list[tuple]:
 
 def rate_card_problems(settings: Settings) -> list[tuple]:
     """Run the compiled rate-card test against the warehouse: the rows it failed on."""
-    compiled = PROJECT_DIR / "target/compiled/billing/tests/reference"
+    compiled = dbt_target_dir() / "compiled/billing/tests/reference"
     sql = (compiled / "assert_rate_cards_are_well_formed.sql").read_text()
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         return sorted(con.execute(sql).fetchall())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from billing.settings import DEFAULT_SEEDS_DIR, PROJECT_DIR, Settings
+from billing.settings import DEFAULT_SEEDS_DIR, Settings, dbt_target_dir
 from billing.warehouse.dbt import prepare_run, run_dbt
 from billing.warehouse.run_context import run_context_for
 
@@ -23,7 +23,7 @@ def test_every_dbt_unit_test_passes(tmp_path, monkeypatch):
     run_dbt(["seed"], settings, verbose=False)
     run_dbt(["run", "--empty"], settings, verbose=False)
     results = run_dbt(["test", "--select", "test_type:unit"], settings, verbose=False)
-    manifest = json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
     declared = sorted(test["name"] for test in manifest["unit_tests"].values())
     ran = sorted(result.node.name for result in results)
     # Every declared unit test ran (a selector that matched nothing would pass silently).

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from billing.seeds import quarantine_reasons
-from billing.settings import PROJECT_DIR, load_settings
+from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings
 from billing.warehouse.dbt import run_dbt
 
 LAYER_PREFIXES = {
@@ -32,7 +32,7 @@ RELATION_LOOKUP = re.compile(r"adapter\.get_relation|information_schema", re.I)
 @pytest.fixture(scope="module")
 def manifest() -> dict:
     run_dbt(["parse"], load_settings())
-    return json.loads((PROJECT_DIR / "target" / "manifest.json").read_text())
+    return json.loads((dbt_target_dir() / "manifest.json").read_text())
 
 
 def models(manifest: dict) -> list[dict]:

@@ -65,7 +65,7 @@ format: setup ## ruff and sqlfluff, fixing what they can
 pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt builds)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-bench: setup ## measure generate, ingest, build, rebuild, quality (BENCH_EVENTS=N)
+bench: setup ## full build, daily build, reference pipeline, side by side (BENCH_EVENTS=N)
 	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS)
 
 # The Dagster UI on 127.0.0.1. On a fresh clone it first lands the demo month's events and

@@ -1,75 +1,253 @@
-"""`make bench`: time each step of the pipeline on generated data, in a scratch workspace.
+"""`make bench`: the pipeline against a hand-written reference, on the same generated month.
 
-Speed is measured here, never by a timed test. The figures go into closing notes and the
-README's performance table. `quality` is every Great Expectations gate over the whole
-range (GX's import and set-up included).
+Speed is measured here, never by a timed test. One invocation generates a month of events,
+lands all of it but its last day, builds (the full build), lands the last day and builds
+again (the daily run), builds once more with nothing new (the rebuild), runs the
+reference SQL pipeline of bench/reference.sql over the same raw rows, checks that the
+reference and the project agree on every usage line to the cent, and runs the quality
+gates. Each step runs in its own process, so its peak RSS is its own. The table is printed
+and written as JSON to target/bench/.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
-from billing.landing import ingest_files
-from billing.quality import data_range, run_quality
+import duckdb
+
+from billing.rules.calendar import add_months
 from billing.sample.generate import GenerateOptions, generate
 from billing.settings import PROJECT_DIR, Settings, quiet_environment
-from billing.warehouse.build import build, parse_as_of
+
+REFERENCE_SQL = PROJECT_DIR / "bench" / "reference.sql"
+RESULTS_DIR = PROJECT_DIR / "target" / "bench"
+SEEDS_DIR = PROJECT_DIR / "target" / "bench-seeds"
+# What bench/reference.sql implements; a rate card beyond it cannot be compared.
+REFERENCE_CHARGE_MODELS = {"standard", "graduated", "volume", "package", "staircase"}
+REFERENCE_AGGREGATIONS = {"count", "sum", "max", "unique_count"}
+HELD_OUT = "held-out"
+
+PROJECT_USAGE_SQL = """
+select customer_id, billing_period_start, charge_id, currency, sum(amount) as amount
+from marts.fct_invoice_line_items
+where line_type = 'usage'
+group by all
+"""
 
 
-def timed(label: str, step: Callable[[], object], timings: list[tuple[str, float]]) -> object:
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def reference_gaps(seeds_dir: Path) -> list[str]:
+    """What the rate card uses that the reference pipeline does not implement (empty when
+    the comparison is meaningful): it covers the demo rate card and no more."""
+    gaps = []
+    for charge in read_rows(seeds_dir / "rate_cards" / "plan_charges.csv"):
+        name = charge["charge_id"]
+        if charge["charge_model"] not in REFERENCE_CHARGE_MODELS:
+            gaps.append(f"{name}: charge model {charge['charge_model']}")
+        if (charge["quantity_rounding"] or "none") not in {"up", "none"} or (
+            charge["quantity_precision"] or "0"
+        ) != "0":
+            gaps.append(f"{name}: quantity rounding {charge['quantity_rounding']}")
+        if charge["min_amount"] or charge["max_amount"]:
+            gaps.append(f"{name}: a minimum or maximum amount")
+        if charge["package_size"] and Decimal(charge["package_size"]) % 1:
+            gaps.append(f"{name}: a fractional package size")
+    for meter in read_rows(seeds_dir / "rate_cards" / "meters.csv"):
+        if meter["aggregation"] not in REFERENCE_AGGREGATIONS:
+            gaps.append(f"{meter['meter_id']}: aggregation {meter['aggregation']}")
+    if read_rows(seeds_dir / "accounts" / "subscription_overrides.csv"):
+        gaps.append("subscription price overrides")
+    return gaps
+
+
+def reference_sql(seeds_dir: Path, as_of: str, tolerance_minutes: int) -> str:
+    return REFERENCE_SQL.read_text(encoding="utf-8").format(
+        seeds=seeds_dir.as_posix(), as_of=as_of, tolerance=tolerance_minutes
+    )
+
+
+def usage_totals(con: duckdb.DuckDBPyConnection, sql: str) -> dict[tuple, Decimal]:
+    """Usage amount per customer x period x charge x currency, zero lines left out (a charge
+    without usage may or may not have a line; it bills nothing either way)."""
+    return {
+        (customer, period, charge, currency): Decimal(amount)
+        for customer, period, charge, currency, amount in con.execute(sql).fetchall()
+        if amount
+    }
+
+
+def compare_usage(project: dict, reference: dict) -> dict:
+    """Lines where the two pipelines differ, and each side's total."""
+    differing = sorted(
+        key
+        for key in project.keys() | reference.keys()
+        if project.get(key, 0) != reference.get(key, 0)
+    )
+    return {
+        "usage_lines": len(project),
+        "differing_lines": len(differing),
+        "first_differences": [
+            [str(part) for part in key] + [str(project.get(key)), str(reference.get(key))]
+            for key in differing[:5]
+        ],
+        "project_total": str(sum(project.values(), Decimal(0))),
+        "reference_total": str(sum(reference.values(), Decimal(0))),
+    }
+
+
+def run_step(step: str, scratch: Path, as_of: str) -> dict:
+    """One step in this process; returns its seconds and peak RSS (the process's own)."""
+    from billing.landing import ingest_files
+    from billing.quality import FUTURE_TOLERANCE_MINUTES, data_range, run_quality
+    from billing.warehouse.build import build, parse_as_of
+
+    settings = Settings(scratch / "warehouse.duckdb", scratch / "landing", SEEDS_DIR)
     started = time.perf_counter()
-    result = step()
-    timings.append((label, time.perf_counter() - started))
-    return result
+    extra: dict = {}
+    if step in {"ingest", "ingest_day"}:
+        folder = settings.landing_dir if step == "ingest" else scratch / HELD_OUT
+        ingest_files(settings.warehouse, [folder], folder)
+    elif step in {"build", "daily", "rebuild"}:
+        build(settings, parse_as_of(as_of))
+    elif step == "reference":
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            sql = reference_sql(SEEDS_DIR, as_of, FUTURE_TOLERANCE_MINUTES)
+            reference = usage_totals(con, sql)
+            elapsed = time.perf_counter() - started
+            project = usage_totals(con, PROJECT_USAGE_SQL)
+        extra = compare_usage(project, reference)
+        return {"seconds": elapsed, "peak_rss_gb": peak_rss_gb(), **extra}
+    elif step == "quality":
+        run_quality(settings.warehouse, data_range(settings.warehouse))
+    else:
+        raise ValueError(f"unknown step {step}")
+    return {"seconds": time.perf_counter() - started, "peak_rss_gb": peak_rss_gb(), **extra}
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+def in_subprocess(step: str, scratch: Path, as_of: str) -> dict:
+    """A step in a fresh interpreter, so its peak memory is measured alone."""
+    command = [sys.executable, "-m", "billing.bench", "--step", step, "--scratch", str(scratch)]
+    completed = subprocess.run(
+        [*command, "--as-of", as_of],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def step_as_of(step: str, first_month: date) -> str:
+    """The clock of each step: the month's last day dawns for the full build, and the daily
+    run sees that day's end, so the month stays open and its usage lines are the ones both
+    pipelines price (a closed month would turn the held-out day into next month's
+    late-usage adjustments)."""
+    last_day = add_months(first_month, 1) - timedelta(days=1)
+    clock = "00:00:00" if step in {"ingest", "build"} else "23:59:59"
+    return f"{last_day.isoformat()}T{clock}Z"
+
+
+def table(rows: int, day_rows: int, steps: dict) -> list[str]:
+    """The printed table: seconds, lines/s, peak RSS, and the ratios the targets use."""
+    reference = steps["reference"]["seconds"]
+    full = steps["build"]["seconds"]
+    lines = [
+        f"benchmark: {rows:,} raw lines in a month ({day_rows:,} in its last day), 2 cores",
+        f"  {'step':<12}{'seconds':>9}{'lines/s':>13}{'peak RSS':>10}  note",
+    ]
+    notes = {
+        "build": f"{full / reference:.1f}x the reference",
+        "daily": f"{steps['daily']['seconds'] / full:.0%} of the full build",
+        "rebuild": "nothing new landed",
+        "reference": "bench/reference.sql",
+    }
+    for step, figures in steps.items():
+        counted = day_rows if step in {"ingest_day", "daily"} else rows
+        lines.append(
+            f"  {step:<12}{figures['seconds']:>9.1f}{counted / figures['seconds']:>13,.0f}"
+            f"{figures['peak_rss_gb']:>8.2f}GB  {notes.get(step, '')}"
+        )
+    compared = steps["reference"]
+    verdict = "agree" if compared["differing_lines"] == 0 else "DISAGREE"
+    lines.append(
+        f"  usage lines: project and reference {verdict} on {compared['usage_lines']:,} lines "
+        f"({compared['differing_lines']} differ; totals {compared['project_total']} / "
+        f"{compared['reference_total']})"
+    )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--as-of", default="2026-12-01T00:00:00Z")
+    parser.add_argument("--as-of", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch warehouse and landing files"
+    )
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quiet_environment()
+    if args.step:
+        print(json.dumps(run_step(args.step, args.scratch, args.as_of)))
+        return 0
     scratch = Path(tempfile.mkdtemp(prefix="billing-bench-"))
-    seeds_dir = PROJECT_DIR / "target" / "bench-seeds"
-    settings = Settings(scratch / "warehouse.duckdb", scratch / "landing", seeds_dir)
-    timings: list[tuple[str, float]] = []
+    options = GenerateOptions(events=args.events, months=1, held_out_days=1)
     try:
-        record = timed(
-            "generate",
-            lambda: generate(
-                GenerateOptions(events=args.events),
-                settings.landing_dir,
-                seeds_dir,
-                scratch / "record.json",
-            ),
-            timings,
+        started = time.perf_counter()
+        record = generate(
+            options,
+            scratch / "landing",
+            SEEDS_DIR,
+            scratch / "record.json",
+            held_out_dir=scratch / HELD_OUT,
         )
-        timed(
-            "ingest",
-            lambda: ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir),
-            timings,
-        )
-        as_of = parse_as_of(args.as_of)
-        timed("build", lambda: build(settings, as_of), timings)
-        timed("rebuild", lambda: build(settings, as_of), timings)
-        timed(
-            "quality",
-            lambda: run_quality(settings.warehouse, data_range(settings.warehouse)),
-            timings,
-        )
+        steps = {"generate": {"seconds": time.perf_counter() - started, "peak_rss_gb": 0.0}}
+        gaps = reference_gaps(SEEDS_DIR)
+        if gaps:
+            print("the reference pipeline cannot price this rate card: " + "; ".join(gaps))
+            return 1
+        for step in ("ingest", "build", "ingest_day", "daily", "rebuild", "reference", "quality"):
+            steps[step] = in_subprocess(step, scratch, step_as_of(step, options.first_month))
+        with duckdb.connect(str(scratch / "warehouse.duckdb"), read_only=True) as con:
+            day_rows = con.execute(
+                "select count(*) from raw.raw_events where loaded_at = "
+                "(select max(loaded_at) from raw.landed_files)"
+            ).fetchone()[0]
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(seeds_dir, ignore_errors=True)
+        if args.keep:
+            print(f"scratch kept in {scratch}; its seeds in {SEEDS_DIR}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(SEEDS_DIR, ignore_errors=True)
     rows = record["raw_rows"]
-    print(f"\nbenchmark: {rows:,} raw lines, 2 cores")
-    for label, seconds in timings:
-        print(f"  {label:<9} {seconds:7.1f} s  {rows / seconds:>12,.0f} lines/s")
-    return 0
+    lines = table(rows, day_rows, steps)
+    print("\n" + "\n".join(lines))
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    result = RESULTS_DIR / f"bench-{args.events}.json"
+    result.write_text(
+        json.dumps({"raw_lines": rows, "day_lines": day_rows, "steps": steps}, indent=2) + "\n"
+    )
+    print(f"  written to {result.relative_to(PROJECT_DIR)}")
+    return 0 if steps["reference"]["differing_lines"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -106,6 +106,9 @@ class GenerateOptions:
     spikes: int = 0
     control_totals: bool = True
     replace_accounts: bool = False
+    # The last N days land later (`make bench`'s daily run): their files, and the control
+    # rows restating the keys they touch, go to a folder of their own.
+    held_out_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -351,7 +354,9 @@ def control_totals(files: list[LandingFile]) -> Counter:
     return totals
 
 
-def write_control_totals(landing_dir: Path, totals: Counter, first_month: date) -> list[str]:
+def write_control_totals(
+    landing_dir: Path, totals: Counter, first_month: date, suffix: str = ""
+) -> list[str]:
     """One control file per report month: CSV for the first month, JSON Lines after it."""
     by_month: dict[str, list] = {}
     for key in sorted(totals):
@@ -359,12 +364,12 @@ def write_control_totals(landing_dir: Path, totals: Counter, first_month: date) 
     names = []
     for month, rows in by_month.items():
         if month == first_month.isoformat()[:7]:
-            name = f"{CONTROL_PREFIX}{month}.csv"
+            name = f"{CONTROL_PREFIX}{month}{suffix}.csv"
             text = "report_date,customer_id,event_type,event_count\n" + "".join(
                 f"{d},{c},{t},{n}\n" for d, c, t, n in rows
             )
         else:
-            name = f"{CONTROL_PREFIX}{month}.jsonl"
+            name = f"{CONTROL_PREFIX}{month}{suffix}.jsonl"
             text = "".join(
                 json.dumps({"report_date": d, "customer_id": c, "event_type": t, "event_count": n})
                 + "\n"
@@ -460,11 +465,33 @@ def build_record(files: list[LandingFile], options: GenerateOptions, offsets: in
     }
 
 
+def split_held_out(
+    files: dict[date, LandingFile], held_out_days: int
+) -> tuple[list[LandingFile], list[LandingFile]]:
+    """The files that land now and those of the last `held_out_days` days, which land later."""
+    ordered = [files[day] for day in sorted(files)]
+    cut = len(ordered) - held_out_days
+    return ordered[:cut], ordered[cut:]
+
+
+def clear_landing(landing_dir: Path) -> None:
+    """Remove the event and control files an earlier run of the generator wrote here."""
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*landing_dir.glob(f"{FILE_PREFIX}*"), *landing_dir.glob(f"{CONTROL_PREFIX}*")]:
+        stale.unlink()
+
+
 def generate(
-    options: GenerateOptions, landing_dir: Path, seeds_dir: Path, record_path: Path
+    options: GenerateOptions,
+    landing_dir: Path,
+    seeds_dir: Path,
+    record_path: Path,
+    held_out_dir: Path | None = None,
 ) -> dict:
     """Write the demo's accounts, landing files and the record of what was injected; return
-    the record. The rate cards are read from `seeds_dir`, never written."""
+    the record. The rate cards are read from `seeds_dir`, never written. The files of the
+    last `options.held_out_days` days go to `held_out_dir` with control rows that restate
+    (replace) the counts of every key those files touch, as a producer's correction would."""
     rng = random.Random(options.seed)
     prepare_seeds_dir(seeds_dir)
     customers = make_customers(options.customers, rng, plan_currencies(seeds_dir))
@@ -579,10 +606,9 @@ def generate(
 
     spikes = inject_spikes(options, customers, days, events, files, factory.sequence)
 
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*landing_dir.glob(f"{FILE_PREFIX}*"), *landing_dir.glob(f"{CONTROL_PREFIX}*")]:
-        stale.unlink()
-    for landing in tqdm(files.values(), desc="write", unit="file"):
+    kept, held_out = split_held_out(files, options.held_out_days)
+    clear_landing(landing_dir)
+    for landing in tqdm(kept, desc="write", unit="file"):
         write_landing_file(landing_dir, landing)
     record = build_record(list(files.values()), options, offsets)
     record["spikes"] = [
@@ -596,10 +622,23 @@ def generate(
         for spike in spikes
     ]
     record["control_files"] = (
-        write_control_totals(landing_dir, control_totals(list(files.values())), options.first_month)
+        write_control_totals(landing_dir, control_totals(kept), options.first_month)
         if options.control_totals
         else []
     )
+    if held_out:
+        if held_out_dir is None:
+            raise ValueError("held_out_days needs a held_out_dir to write the later days to")
+        clear_landing(held_out_dir)
+        for landing in held_out:
+            write_landing_file(held_out_dir, landing)
+        if options.control_totals:
+            everything = control_totals(list(files.values()))
+            restated = Counter({key: everything[key] for key in control_totals(held_out)})
+            first_held = held_out[0].name.removeprefix(FILE_PREFIX)[:10]
+            record["held_out_control_files"] = write_control_totals(
+                held_out_dir, restated, options.first_month, f"-from-{first_held}"
+            )
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record

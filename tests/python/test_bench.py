@@ -1,0 +1,70 @@
+"""`make bench`'s own logic: the held-out day it lands later, the clock of each step and
+the comparison with the reference (the timings themselves are never asserted)."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+
+from billing.bench import compare_usage, step_as_of
+from billing.sample.generate import CONTROL_PREFIX, FILE_PREFIX, GenerateOptions, generate
+
+SMALL = GenerateOptions(events=3_000, customers=8, months=1, first_month=date(2026, 9, 1), seed=3)
+HELD = GenerateOptions(
+    events=3_000, customers=8, months=1, first_month=date(2026, 9, 1), seed=3, held_out_days=1
+)
+
+
+def control_counts(path) -> dict[tuple, int]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {
+            (row["report_date"], row["customer_id"], row["event_type"]): int(row["event_count"])
+            for row in csv.DictReader(handle)
+        }
+
+
+def test_the_held_out_day_lands_apart_with_control_rows_that_restate_the_month(tmp_path):
+    generate(SMALL, tmp_path / "all", tmp_path / "s1", tmp_path / "all.json")
+    generate(HELD, tmp_path / "kept", tmp_path / "s2", tmp_path / "kept.json", tmp_path / "later")
+
+    events = sorted(p.name for p in (tmp_path / "all").glob(f"{FILE_PREFIX}*"))
+    kept = sorted(p.name for p in (tmp_path / "kept").glob(f"{FILE_PREFIX}*"))
+    later = sorted(p.name for p in (tmp_path / "later").glob(f"{FILE_PREFIX}*"))
+    assert len(events) == 30 and len(kept) == 29 and len(later) == 1
+    assert sorted(kept + later) == events
+    assert later[0].startswith(f"{FILE_PREFIX}2026-09-30")
+    for name in later:  # the day's file is byte for byte the one of the whole month
+        assert (tmp_path / "later" / name).read_bytes() == (tmp_path / "all" / name).read_bytes()
+
+    month = control_counts(tmp_path / "all" / f"{CONTROL_PREFIX}2026-09.csv")
+    before = control_counts(tmp_path / "kept" / f"{CONTROL_PREFIX}2026-09.csv")
+    restated = control_counts(tmp_path / "later" / f"{CONTROL_PREFIX}2026-09-from-2026-09-30.csv")
+    assert restated, "the held-out day touches some control keys"
+    # Every key the day touches is restated at the whole month's count; the others were
+    # already complete before it landed.
+    assert all(month[key] == count for key, count in restated.items())
+    assert {**before, **restated} == month
+    assert any(before.get(key) != count for key, count in restated.items())
+
+
+def test_the_full_build_runs_at_the_last_days_dawn_and_the_daily_run_at_its_end():
+    assert step_as_of("build", date(2026, 9, 1)) == "2026-09-30T00:00:00Z"
+    assert step_as_of("daily", date(2026, 9, 1)) == "2026-09-30T23:59:59Z"
+    assert step_as_of("reference", date(2027, 2, 1)) == "2027-02-28T23:59:59Z"
+
+
+def test_a_one_cent_difference_is_a_disagreement():
+    key = ("cust_0001", date(2026, 9, 1), "api_calls", "USD")
+    other = ("cust_0002", date(2026, 9, 1), "api_calls", "USD")
+    project = {key: Decimal("4.0000"), other: Decimal("1.5000")}
+    reference = {key: Decimal("4.0100"), other: Decimal("1.5000")}
+    compared = compare_usage(project, reference)
+    assert compared["usage_lines"] == 2
+    assert compared["differing_lines"] == 1
+    assert compared["first_differences"] == [
+        ["cust_0001", "2026-09-01", "api_calls", "USD", "4.0000", "4.0100"]
+    ]
+    assert compared["project_total"] == "5.5000"
+    assert compared["reference_total"] == "5.5100"
+    assert compare_usage(project, dict(project))["differing_lines"] == 0

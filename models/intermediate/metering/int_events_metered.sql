@@ -4,6 +4,9 @@
     kept, with their reversal, so rating can tell what an earlier invoice saw. The single
     place event properties become quantities.
 #}
+{%- set value_text = "json_extract_string(usage_events.properties, "
+    ~ "'$.\"' || meters.value_property || '\"')" -%}
+
 with
 
 usage_events as (
@@ -41,12 +44,7 @@ events_with_meter_values as (
         ---------- numerics
         case
             when meters.value_property is not null and meters.aggregation != 'unique_count'
-                then
-                    try_cast(
-                        json_extract_string(
-                            usage_events.properties, '$."' || meters.value_property || '"'
-                        ) as decimal(38, 9)
-                    )
+                then {{ exact_decimal(value_text) }}
         end as value_number,
         case
             when meters.value_property is not null

@@ -110,6 +110,14 @@ def compare_usage(project: dict, reference: dict) -> dict:
     }
 
 
+def verdict_of(compared: dict) -> str:
+    """agree, disagree, or empty: a month that priced no usage line checked nothing, so it
+    is no pass."""
+    if compared["usage_lines"] == 0:
+        return "empty"
+    return "agree" if compared["differing_lines"] == 0 else "disagree"
+
+
 def run_step(step: str, scratch: Path, as_of: str) -> dict:
     """One step in this process; returns its seconds and peak RSS (the process's own)."""
     from billing.landing import ingest_files
@@ -186,7 +194,9 @@ def table(rows: int, day_rows: int, steps: dict) -> list[str]:
             f"{figures['peak_rss_gb']:>8.2f}GB  {notes.get(step, '')}"
         )
     compared = steps["reference"]
-    verdict = "agree" if compared["differing_lines"] == 0 else "DISAGREE"
+    verdict = {"agree": "agree", "disagree": "DISAGREE", "empty": "FOUND NO USAGE"}[
+        verdict_of(compared)
+    ]
     lines.append(
         f"  usage lines: project and reference {verdict} on {compared['usage_lines']:,} lines "
         f"({compared['differing_lines']} differ; totals {compared['project_total']} / "
@@ -247,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"raw_lines": rows, "day_lines": day_rows, "steps": steps}, indent=2) + "\n"
     )
     print(f"  written to {result.relative_to(PROJECT_DIR)}")
-    return 0 if steps["reference"]["differing_lines"] == 0 else 1
+    return 0 if verdict_of(steps["reference"]) == "agree" else 1
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ the comparison with the reference (the timings themselves are never asserted).""
 from __future__ import annotations
 
 import csv
+import shutil
 from datetime import date
 from decimal import Decimal
 
-from billing.bench import compare_usage, step_as_of
+from billing.bench import compare_usage, reference_gaps, step_as_of, verdict_of
 from billing.sample.generate import CONTROL_PREFIX, FILE_PREFIX, GenerateOptions, generate
+from billing.settings import DEFAULT_SEEDS_DIR
 
 SMALL = GenerateOptions(events=3_000, customers=8, months=1, first_month=date(2026, 9, 1), seed=3)
 HELD = GenerateOptions(
@@ -68,3 +70,26 @@ def test_a_one_cent_difference_is_a_disagreement():
     assert compared["project_total"] == "5.5000"
     assert compared["reference_total"] == "5.5100"
     assert compare_usage(project, dict(project))["differing_lines"] == 0
+
+
+def test_a_month_without_usage_lines_is_no_pass():
+    assert verdict_of(compare_usage({}, {})) == "empty"
+    key = ("cust_0001", date(2026, 9, 1), "api_calls", "USD")
+    assert verdict_of(compare_usage({key: Decimal("1")}, {key: Decimal("1")})) == "agree"
+    assert verdict_of(compare_usage({key: Decimal("1")}, {})) == "disagree"
+
+
+def test_the_reference_refuses_a_rate_card_it_does_not_implement(tmp_path):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(DEFAULT_SEEDS_DIR, seeds)
+    assert reference_gaps(seeds) == []
+    charges = seeds / "rate_cards" / "plan_charges.csv"
+    text = charges.read_text(encoding="utf-8")
+    charges.write_text(
+        text.replace(
+            "enterprise_api_calls,enterprise_usd,api_calls,,standard,",
+            "enterprise_api_calls,enterprise_usd,api_calls,,percentage,",
+        ),
+        encoding="utf-8",
+    )
+    assert reference_gaps(seeds) == ["enterprise_api_calls: charge model percentage"]

@@ -12,7 +12,6 @@ and written as JSON to target/bench/.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import shutil
@@ -28,6 +27,7 @@ import duckdb
 
 from billing.rules.calendar import add_months
 from billing.sample.generate import GenerateOptions, generate
+from billing.seeds import read_seed
 from billing.settings import PROJECT_DIR, Settings, quiet_environment
 
 REFERENCE_SQL = PROJECT_DIR / "bench" / "reference.sql"
@@ -46,16 +46,11 @@ group by all
 """
 
 
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def reference_gaps(seeds_dir: Path) -> list[str]:
     """What the rate card uses that the reference pipeline does not implement (empty when
     the comparison is meaningful): it covers the demo rate card and no more."""
     gaps = []
-    for charge in read_rows(seeds_dir / "rate_cards" / "plan_charges.csv"):
+    for charge in read_seed(seeds_dir, "plan_charges"):
         name = charge["charge_id"]
         if charge["charge_model"] not in REFERENCE_CHARGE_MODELS:
             gaps.append(f"{name}: charge model {charge['charge_model']}")
@@ -67,10 +62,10 @@ def reference_gaps(seeds_dir: Path) -> list[str]:
             gaps.append(f"{name}: a minimum or maximum amount")
         if charge["package_size"] and Decimal(charge["package_size"]) % 1:
             gaps.append(f"{name}: a fractional package size")
-    for meter in read_rows(seeds_dir / "rate_cards" / "meters.csv"):
+    for meter in read_seed(seeds_dir, "meters"):
         if meter["aggregation"] not in REFERENCE_AGGREGATIONS:
             gaps.append(f"{meter['meter_id']}: aggregation {meter['aggregation']}")
-    if read_rows(seeds_dir / "accounts" / "subscription_overrides.csv"):
+    if read_seed(seeds_dir, "subscription_overrides"):
         gaps.append("subscription price overrides")
     return gaps
 

@@ -169,7 +169,13 @@ def command_build(args: argparse.Namespace) -> None:
     try:
         as_of = parse_as_of(args.as_of)
         started = time.perf_counter()
-        outcome = build(settings, as_of, select=args.select, verbose=args.verbose)
+        outcome = build(
+            settings,
+            as_of,
+            select=args.select,
+            verbose=args.verbose,
+            full_refresh=args.full_refresh,
+        )
         elapsed = time.perf_counter() - started
         if not outcome.published:
             print(
@@ -405,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--as-of", help="the run's 'now', ISO 8601 (default: the current time)")
     build.add_argument("--select", help="a dbt selector, to build part of the project")
+    build.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="parse every landed file again (needed only after the parsing SQL changed)",
+    )
     build.add_argument(
         "--verbose", action="store_true", help="show dbt's full log instead of a progress bar"
     )

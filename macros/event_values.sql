@@ -103,3 +103,22 @@
         - (length({{ mantissa_digits }}) - length(rtrim({{ mantissa_digits }}, '0')))
     )
 {%- endmacro %}
+
+{#
+    One row per event type some meter reads, with a hash of what validating its events
+    depends on (which properties are read, and whether numerically). A row of
+    stg_events__parsed_events keeps the hash it was judged against; when the meters change
+    it, the row's file is parsed again (DECISIONLOG D57).
+#}
+{% macro meter_rules_by_event_type() -%}
+    select
+        event_type,
+        md5(
+            string_agg(
+                coalesce(value_property, '') || ':' || aggregation, ','
+                order by value_property, aggregation
+            )
+        ) as rules_hash
+    from {{ ref('meters') }}
+    group by event_type
+{%- endmacro %}

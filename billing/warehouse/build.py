@@ -45,16 +45,24 @@ class BuildOutcome:
 
 
 def build(
-    settings: Settings, as_of: str, select: str | None = None, verbose: bool = True
+    settings: Settings,
+    as_of: str,
+    select: str | None = None,
+    verbose: bool = True,
+    full_refresh: bool = False,
 ) -> BuildOutcome:
     """dbt build, then (for a whole build) gates, the ledger transaction and publish.
 
     A partial build (`select`) is an editing loop: it builds and tests what was selected and
-    stops there, so it never finalizes and never replaces the copy finance reads.
+    stops there, so it never finalizes and never replaces the copy finance reads. A full
+    refresh rebuilds the incremental models from all landed rows (DECISIONLOG D57); the
+    invoices are the same either way.
     """
     build_id = "" if select else f"build-{uuid.uuid4().hex}"
     prepare_run(settings, run_context_for(as_of, build_id))
     args = ["build", *PRODUCTION_BUILD_ARGS]
+    if full_refresh:
+        args.append("--full-refresh")
     if select:
         args += ["--select", select]
     results = run_dbt(args, settings, verbose=verbose)

@@ -117,7 +117,8 @@ def test_the_ledger_is_read_as_a_source(manifest):
 
 
 REASON_CASES = re.compile(
-    r"\bcase\b((?:(?!\bcase\b).)*?)\bend as (quarantine_reason|match_problem|reversal_problem)",
+    r"\bcase\b((?:(?!\bcase\b).)*?)\bend as "
+    r"(parse_problem|quarantine_reason|match_problem|reversal_problem)",
     re.S,
 )
 

@@ -1,0 +1,274 @@
+"""Incremental staging (DECISIONLOG D57): a landed file is parsed once, and batches behave
+as one history.
+
+Two builds over three files. The second build brings a duplicate and a conflicting copy of
+events of the first batch, a reversal of one of them, a customer and a meter the first
+build did not know, and a later `as_of` that makes a future-dated event of the first batch
+current. Every row must end where one build over all the files would put it; the file whose
+rows no change touches is not parsed again; and a full refresh of every model, or a build
+killed after any of several models and run again, gives the same marts row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from conftest import query, write_seeds
+
+from billing.landing import ingest_files
+from billing.settings import Settings
+from billing.warehouse.build import build
+
+FIRST_AS_OF = "2026-09-10T00:00:00Z"
+SECOND_AS_OF = "2026-09-20T00:00:00Z"
+
+
+def seeds(second_batch: bool) -> dict:
+    """c1 on a plan pricing calls at 0.01 and stored GB at 0.50; c2 and the storage meter
+    only arrive with the second batch."""
+    customers = [["c1", "One Co", "USD", "0", "", "UTC"]]
+    meters = [["api_calls", "api_call", "count", "", "", "call", "API calls"]]
+    charges = [["ch_calls", "p1", "api_calls", "", "standard", "0.01"] + [""] * 3 + ["none"]]
+    subscriptions = [["s1", "c1", "p1", "2026-01-01", ""]]
+    if second_batch:
+        customers.append(["c2", "Two Co", "USD", "0", "", "UTC"])
+        meters.append(["storage_gb", "storage", "sum", "gb", "", "GB", "Stored GB"])
+        charges.append(["ch_gb", "p1", "storage_gb", "", "standard", "0.50"] + [""] * 3 + ["none"])
+        subscriptions.append(["s2", "c2", "p1", "2026-01-01", ""])
+    return {
+        "currencies": [["USD", "2"]],
+        "customers": customers,
+        "meters": meters,
+        "plans": [["p1", "Plan", "USD", "0", ""]],
+        "plan_charges": [[*row, "", "", "", row[0]] for row in charges],
+        "plan_charge_tiers": [],
+        "subscriptions": subscriptions,
+        "subscription_overrides": [],
+        "credit_grants": [],
+        "discounts": [],
+    }
+
+
+def event(event_id: str, day: str, customer: str = "c1", kind: str = "api_call", **extra) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "customer_id": customer,
+            "event_type": kind,
+            "timestamp": f"2026-09-{day}Z",
+            **extra,
+        }
+    )
+
+
+# A file no later change touches: parsed by the first build only.
+CLEAN_FILE = [event(f"e{n}", "05T10:00:00", properties={"region": "eu"}) for n in range(1, 6)]
+# A file of rows the first build cannot accept yet: each is judged again by the second.
+PENDING_FILE = [
+    event("f1", "12T00:00:00"),  # 2 days past the first as_of: future_timestamp, then current
+    event("u1", "06T00:00:00", customer="c2"),  # unknown_customer until c2 is in the seeds
+    event("g1", "06T00:00:00", kind="storage", properties={"gb": "7"}),  # no meter yet
+]
+SECOND_FILE = [
+    event("e1", "05T10:00:00", properties={"region": "eu"}),  # duplicate of the first batch
+    event("e2", "05T10:00:00", properties={"region": "us"}),  # idempotency_conflict
+    event("r3", "15T00:00:00", reverses_event_id="e3"),  # reverses a first-batch event
+    event("r9", "15T00:00:00", reverses_event_id="e9"),  # reversal_of_unknown_event
+    event("e6", "16T00:00:00"),
+]
+
+EXPECTED_ROUTING = {
+    ("day-05.jsonl", 1): ("accepted", None),
+    ("day-05.jsonl", 2): ("accepted", None),
+    ("day-05.jsonl", 3): ("accepted", None),
+    ("day-05.jsonl", 4): ("accepted", None),
+    ("day-05.jsonl", 5): ("accepted", None),
+    ("day-06.jsonl", 1): ("accepted", None),
+    ("day-06.jsonl", 2): ("accepted", None),
+    ("day-06.jsonl", 3): ("accepted", None),
+    ("day-15.jsonl", 1): ("duplicate", None),
+    ("day-15.jsonl", 2): ("quarantined", "idempotency_conflict"),
+    ("day-15.jsonl", 3): ("accepted", None),
+    ("day-15.jsonl", 4): ("quarantined", "reversal_of_unknown_event"),
+    ("day-15.jsonl", 5): ("accepted", None),
+}
+
+
+def land(settings: Settings, name: str, lines: list[str]) -> None:
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    (settings.landing_dir / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+
+
+def routing(warehouse: Path) -> dict:
+    return {
+        (name, line): (status, reason)
+        for name, line, status, reason in query(
+            warehouse,
+            "select file_name, line_number, event_status, quarantine_reason "
+            "from staging.stg_events__routed_events",
+        )
+    }
+
+
+def parsed_as_of(warehouse: Path) -> dict:
+    """The `as_of` of the run that last parsed each file."""
+    return dict(
+        query(
+            warehouse,
+            "select file_name, max(parsed_as_of)::varchar from staging.stg_events__parsed_events "
+            "group by file_name",
+        )
+    )
+
+
+def marts(warehouse: Path) -> dict:
+    """Every row of every mart, in a stable order."""
+    tables = [
+        name
+        for (name,) in query(
+            warehouse,
+            "select table_name from information_schema.tables where table_schema = 'marts' "
+            "order by table_name",
+        )
+    ]
+    return {
+        table: query(warehouse, f"select * from marts.{table} order by all") for table in tables
+    }
+
+
+def invoice_totals(warehouse: Path) -> list[tuple]:
+    return query(
+        warehouse,
+        "select customer_id, billing_period_start::varchar, status, total_amount "
+        "from marts.fct_invoices order by all",
+    )
+
+
+def copy_warehouse(origin: Settings, root: Path) -> Settings:
+    root.mkdir(parents=True)
+    copy = Settings(root / "warehouse.duckdb", origin.landing_dir, origin.seeds_dir)
+    shutil.copyfile(origin.warehouse, copy.warehouse)
+    return copy
+
+
+KILLER = """
+import os, sys
+from pathlib import Path
+from dbt.cli.main import dbtRunner
+from billing.settings import PROJECT_DIR, Settings
+from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, dbt_environment, prepare_run
+from billing.warehouse.run_context import run_context_for
+
+warehouse, landing, seeds, as_of, victim = sys.argv[1:]
+settings = Settings(Path(warehouse), Path(landing), Path(seeds))
+prepare_run(settings, run_context_for(as_of, "build-killed"))
+dbt_environment(settings)
+
+def kill(event):
+    if event.info.name == "NodeFinished" and event.data.node_info.node_name == victim:
+        os._exit(137)  # as kill -9: no commit, no cleanup, no flush
+
+dbtRunner(callbacks=[kill]).invoke(
+    ["build", *PRODUCTION_BUILD_ARGS, "--project-dir", str(PROJECT_DIR),
+     "--profiles-dir", str(PROJECT_DIR)]
+)
+sys.exit(3)  # the victim never finished: the test must fail
+"""
+
+
+def killed_build(settings: Settings, as_of: str, victim: str) -> int:
+    """A build killed (os._exit, no cleanup) right after dbt finished the node `victim`:
+    every model commits on its own, so this is each state a kill -9 can leave."""
+    paths = [str(settings.warehouse), str(settings.landing_dir), str(settings.seeds_dir)]
+    completed = subprocess.run(
+        [sys.executable, "-c", KILLER, *paths, as_of, victim],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return completed.returncode
+
+
+@pytest.fixture(scope="module")
+def batches(workspace, tmp_path_factory):
+    root = tmp_path_factory.mktemp("incremental")
+    write_seeds(workspace.seeds_dir, seeds(second_batch=False))
+    land(workspace, "day-05.jsonl", CLEAN_FILE)
+    land(workspace, "day-06.jsonl", PENDING_FILE)
+    build(workspace, FIRST_AS_OF)
+    first = {"routing": routing(workspace.warehouse), "parsed": parsed_as_of(workspace.warehouse)}
+
+    write_seeds(workspace.seeds_dir, seeds(second_batch=True))
+    land(workspace, "day-15.jsonl", SECOND_FILE)
+    before_second = copy_warehouse(workspace, root / "before-second")
+    build(workspace, SECOND_AS_OF)
+    second = {
+        "routing": routing(workspace.warehouse),
+        "parsed": parsed_as_of(workspace.warehouse),
+        "marts": marts(workspace.warehouse),
+        "invoices": invoice_totals(workspace.warehouse),
+    }
+    return {"first": first, "second": second, "before_second": before_second, "root": root}
+
+
+def test_the_first_build_holds_back_what_it_cannot_judge_yet(batches):
+    assert batches["first"]["routing"][("day-06.jsonl", 1)] == ("quarantined", "future_timestamp")
+    assert batches["first"]["routing"][("day-06.jsonl", 2)] == ("quarantined", "unknown_customer")
+    assert batches["first"]["routing"][("day-06.jsonl", 3)] == (
+        "quarantined",
+        "unknown_event_type",
+    )
+
+
+def test_batches_route_as_one_history(batches):
+    assert batches["second"]["routing"] == EXPECTED_ROUTING
+
+
+def test_a_file_is_parsed_once_unless_a_row_would_be_judged_differently(batches):
+    assert batches["first"]["parsed"] == {
+        "day-05.jsonl": "2026-09-10 00:00:00",
+        "day-06.jsonl": "2026-09-10 00:00:00",
+    }
+    assert batches["second"]["parsed"] == {
+        "day-05.jsonl": "2026-09-10 00:00:00",  # not parsed again
+        "day-06.jsonl": "2026-09-20 00:00:00",  # its three rows are now judged otherwise
+        "day-15.jsonl": "2026-09-20 00:00:00",
+    }
+
+
+def test_invoices_count_each_event_once(batches):
+    # c1: e1, e2, e4, e5 (e3 reversed by r3), f1 and e6: 6 calls x 0.01 = 0.06
+    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.56
+    assert batches["second"]["invoices"] == [
+        ("c1", "2026-09-01", "draft", D("3.56")),
+        ("c2", "2026-09-01", "draft", D("0.01")),
+    ]
+
+
+def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspace, batches):
+    refreshed = copy_warehouse(workspace, batches["root"] / "full-refresh")
+    build(refreshed, SECOND_AS_OF, full_refresh=True)  # `billing build --full-refresh`
+    assert parsed_as_of(refreshed.warehouse) == dict.fromkeys(
+        ("day-05.jsonl", "day-06.jsonl", "day-15.jsonl"), "2026-09-20 00:00:00"
+    )
+    assert routing(refreshed.warehouse) == EXPECTED_ROUTING
+    assert marts(refreshed.warehouse) == batches["second"]["marts"]
+
+
+@pytest.mark.parametrize(
+    "victim",
+    ["stg_events__parsed_events", "stg_events__routed_events", "int_events_metered"],
+)
+def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):
+    crashed = copy_warehouse(batches["before_second"], batches["root"] / f"killed-{victim}")
+    assert killed_build(crashed, SECOND_AS_OF, victim) == 137
+    build(crashed, SECOND_AS_OF)
+    assert routing(crashed.warehouse) == EXPECTED_ROUTING
+    assert marts(crashed.warehouse) == batches["second"]["marts"]

@@ -105,20 +105,58 @@
 {%- endmacro %}
 
 {#
-    One row per event type some meter reads, with a hash of what validating its events
-    depends on (which properties are read, and whether numerically). A row of
-    stg_events__parsed_events keeps the hash it was judged against; when the meters change
-    it, the row's file is parsed again (DECISIONLOG D57).
+    One row per event type some meter reads, with a hash of everything parsing its events
+    takes from the meters (which meters, which properties they read, how). A row of
+    stg_events__parsed_events keeps the hash it was judged and read against; when the
+    meters change it, the row's file is parsed again (DECISIONLOG D57).
 #}
 {% macro meter_rules_by_event_type() -%}
     select
         event_type,
         md5(
             string_agg(
-                coalesce(value_property, '') || ':' || aggregation, ','
-                order by value_property, aggregation
+                concat_ws(
+                    ':',
+                    meter_id,
+                    coalesce(value_property, ''),
+                    coalesce(group_by_property, ''),
+                    aggregation
+                ),
+                ','
+                order by meter_id
             )
         ) as rules_hash
     from {{ ref('meters') }}
     group by event_type
+{%- endmacro %}
+
+{#
+    An event's meter readings as one value (an aggregate over its rows of meter x reading),
+    and back to one row per reading with its fields as columns: a list of structs in DuckDB. Engine-specific, so
+    behind adapter.dispatch.
+#}
+{% macro collect_meter_readings(meter_id, dimension_value, value_text, value_number) -%}
+    {{ return(adapter.dispatch('collect_meter_readings', 'billing')(
+        meter_id, dimension_value, value_text, value_number
+    )) }}
+{%- endmacro %}
+
+{% macro default__collect_meter_readings(meter_id, dimension_value, value_text, value_number) -%}
+    list(
+        {
+            'meter_id': {{ meter_id }},
+            'dimension_value': {{ dimension_value }},
+            'value_text': {{ value_text }},
+            'value_number': {{ value_number }}
+        }
+        order by {{ meter_id }}
+    )
+{%- endmacro %}
+
+{% macro explode_meter_readings(readings) -%}
+    {{ return(adapter.dispatch('explode_meter_readings', 'billing')(readings)) }}
+{%- endmacro %}
+
+{% macro default__explode_meter_readings(readings) -%}
+    unnest({{ readings }}, recursive := true)
 {%- endmacro %}

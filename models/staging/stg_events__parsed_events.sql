@@ -7,7 +7,7 @@
     Incremental by landed file (DECISIONLOG D57): a file's lines are parsed once, when the
     file first arrives. A row's reason also depends on three things outside its file: `as_of`
     (future_timestamp), the customers seed (unknown_customer) and the meters of its event
-    type (unknown_event_type and the value checks). Each row keeps what it was judged
+    type (unknown_event_type, the value checks and the readings metering takes). Each row keeps what it was judged
     against (`customer_was_known`, `meter_rules_hash`), and a file is parsed again when one
     of its rows would now be judged differently, so the table always equals a full refresh.
 #}
@@ -34,8 +34,9 @@
 
         select
             coalesce(max(parsed.file_id), 0) as last_parsed_file_id,
+            {# Text, not a list: agate would hand Jinja a list as its printed form. #}
             coalesce(
-                list(distinct parsed.file_id) filter (
+                string_agg(distinct cast(parsed.file_id as varchar), ',') filter (
                     where
                         parsed.parse_problem is null
                         and (
@@ -45,7 +46,7 @@
                             or parsed.meter_rules_hash is distinct from meter_rules.rules_hash
                         )
                 ),
-                []
+                ''
             ) as stale_file_ids
         from {{ this }} as parsed
         left join {{ ref('customers') }} as customers
@@ -56,7 +57,7 @@
     {%- set state = run_query(parsed_state).rows[0] -%}
     {%- set files_to_parse = {
         'after': state[0],
-        'again': state[1] | map('int') | sort | list
+        'again': state[1].split(',') | reject('equalto', '') | map('int') | sort | list
     } -%}
 {%- endif %}
 
@@ -224,23 +225,39 @@ keys_checked as (
 
 ),
 
-meter_values as (
+meter_readings as (
 
-    {# One row per event and meter that reads a value from it, with the value's exact text.
-       A reversal's properties are ignored (architecture §6.5), so reversals are not checked. #}
+    {# One row per event and meter of its type: the meter's dimension value and the value
+       it reads, as exact text and as a number. A reversal's properties are ignored
+       (architecture §6.5), so reversals are not read. The row keeps these readings
+       (`meter_readings`), so metering never parses the JSON again (DECISIONLOG D57). #}
     select
         keys_checked.file_id,
         keys_checked.line_number,
+        meters.meter_id,
         meters.aggregation,
-        json_extract_string(
-            keys_checked.properties, '$."' || meters.value_property || '"'
-        ) as value_text
+        meters.value_property is not null as reads_value,
+        meters.value_property is not null and meters.aggregation != 'unique_count'
+            as reads_number,
+        case
+            when meters.group_by_property is not null
+                then
+                    json_extract_string(
+                        keys_checked.properties, '$."' || meters.group_by_property || '"'
+                    )
+        end as dimension_value,
+        case
+            when meters.value_property is not null
+                then
+                    json_extract_string(
+                        keys_checked.properties, '$."' || meters.value_property || '"'
+                    )
+        end as value_text
     from keys_checked
     inner join meters
         on keys_checked.event_type = meters.event_type
     where
-        meters.value_property is not null
-        and keys_checked.reverses_event_id is null
+        keys_checked.reverses_event_id is null
         and keys_checked.is_json_object
         and json_type(keys_checked.properties) = 'OBJECT'
 
@@ -255,21 +272,25 @@ value_checks as (
     select
         file_id,
         line_number,
-        bool_or(value_text is null) as is_missing_value,
+        bool_or(reads_value and value_text is null) as is_missing_value,
+        bool_or(reads_number and not {{ is_numeric_text('value_text') }}) as is_non_numeric_value,
         bool_or(
-            aggregation != 'unique_count' and not {{ is_numeric_text('value_text') }}
-        ) as is_non_numeric_value,
-        bool_or(
-            aggregation != 'unique_count'
+            reads_number
             and {{ is_numeric_text('value_text') }}
             and not {{ is_in_supported_range('value_text') }}
         ) as is_out_of_range_value,
         bool_or(
-            aggregation != 'unique_count'
+            reads_number
             and {{ is_numeric_text('value_text') }}
             and {{ decimal_places_needed('value_text') }} > 9
-        ) as has_rounded_value
-    from meter_values
+        ) as has_rounded_value,
+        {{ collect_meter_readings(
+            'meter_id',
+            'dimension_value',
+            'value_text',
+            'case when reads_number then ' ~ exact_decimal('value_text') ~ ' end'
+        ) }} as meter_readings
+    from meter_readings
     group by file_id, line_number
 
 ),
@@ -311,7 +332,8 @@ validated as (
             when value_checks.is_non_numeric_value then 'non_numeric_value'
             when value_checks.is_out_of_range_value then 'value_out_of_range'
         end as quarantine_reason,
-        coalesce(value_checks.has_rounded_value, false) as has_rounded_value
+        coalesce(value_checks.has_rounded_value, false) as has_rounded_value,
+        value_checks.meter_readings
     from parse_checked
     left join customers
         on parse_checked.customer_id = customers.customer_id
@@ -346,6 +368,7 @@ final as (
         ) as payload_hash,
         quarantine_reason,
         has_rounded_value,
+        meter_readings,
         ---------- what the row was judged against (the incremental rule above)
         parse_problem,
         customer_was_known,

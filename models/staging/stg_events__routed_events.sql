@@ -88,6 +88,7 @@ deduplicated as (
         ---------- payload
         raw_line,
         properties,
+        meter_readings,
         ---------- timestamps
         event_at,
         event_date,
@@ -170,6 +171,7 @@ routed as (
         ---------- payload
         deduplicated.raw_line,
         deduplicated.properties,
+        deduplicated.meter_readings,
         ---------- timestamps
         deduplicated.event_at,
         deduplicated.event_date,

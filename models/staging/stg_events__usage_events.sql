@@ -36,6 +36,7 @@ accepted_events as (
         accepted_reversals.reversal_file_id,
         ---------- payload
         routed_events.properties,
+        routed_events.meter_readings,
         ---------- timestamps
         routed_events.event_at,
         routed_events.event_date,

@@ -1,7 +1,7 @@
 """Incremental staging (DECISIONLOG D57): a landed file is parsed once, and batches behave
 as one history.
 
-Two builds over three files. The second build brings a duplicate and a conflicting copy of
+Two builds over twelve files. The second build brings a duplicate and a conflicting copy of
 events of the first batch, a reversal of one of them, a customer and a meter the first
 build did not know, and a later `as_of` that makes a future-dated event of the first batch
 current. Every row must end where one build over all the files would put it; the file whose
@@ -67,8 +67,13 @@ def event(event_id: str, day: str, customer: str = "c1", kind: str = "api_call",
     )
 
 
-# A file no later change touches: parsed by the first build only.
-CLEAN_FILE = [event(f"e{n}", "05T10:00:00", properties={"region": "eu"}) for n in range(1, 6)]
+# Ten files no later change touches, one event each: parsed by the first build only. Ten,
+# so the files parsed again have two-digit ids.
+CLEAN_IDS = [1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+CLEAN_FILES = {
+    f"day-05-{n:02d}.jsonl": [event(f"e{n}", "05T10:00:00", properties={"region": "eu"})]
+    for n in CLEAN_IDS
+}
 # A file of rows the first build cannot accept yet: each is judged again by the second.
 PENDING_FILE = [
     event("f1", "12T00:00:00"),  # 2 days past the first as_of: future_timestamp, then current
@@ -79,16 +84,12 @@ SECOND_FILE = [
     event("e1", "05T10:00:00", properties={"region": "eu"}),  # duplicate of the first batch
     event("e2", "05T10:00:00", properties={"region": "us"}),  # idempotency_conflict
     event("r3", "15T00:00:00", reverses_event_id="e3"),  # reverses a first-batch event
-    event("r9", "15T00:00:00", reverses_event_id="e9"),  # reversal_of_unknown_event
+    event("r9", "15T00:00:00", reverses_event_id="e99"),  # reversal_of_unknown_event
     event("e6", "16T00:00:00"),
 ]
 
 EXPECTED_ROUTING = {
-    ("day-05.jsonl", 1): ("accepted", None),
-    ("day-05.jsonl", 2): ("accepted", None),
-    ("day-05.jsonl", 3): ("accepted", None),
-    ("day-05.jsonl", 4): ("accepted", None),
-    ("day-05.jsonl", 5): ("accepted", None),
+    **{(name, 1): ("accepted", None) for name in CLEAN_FILES},
     ("day-06.jsonl", 1): ("accepted", None),
     ("day-06.jsonl", 2): ("accepted", None),
     ("day-06.jsonl", 3): ("accepted", None),
@@ -200,8 +201,9 @@ def killed_build(settings: Settings, as_of: str, victim: str) -> int:
 def batches(workspace, tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
     write_seeds(workspace.seeds_dir, seeds(second_batch=False))
-    land(workspace, "day-05.jsonl", CLEAN_FILE)
-    land(workspace, "day-06.jsonl", PENDING_FILE)
+    for name, lines in CLEAN_FILES.items():
+        land(workspace, name, lines)
+    land(workspace, "day-06.jsonl", PENDING_FILE)  # file_id 11
     build(workspace, FIRST_AS_OF)
     first = {"routing": routing(workspace.warehouse), "parsed": parsed_as_of(workspace.warehouse)}
 
@@ -232,22 +234,20 @@ def test_batches_route_as_one_history(batches):
 
 
 def test_a_file_is_parsed_once_unless_a_row_would_be_judged_differently(batches):
-    assert batches["first"]["parsed"] == {
-        "day-05.jsonl": "2026-09-10 00:00:00",
-        "day-06.jsonl": "2026-09-10 00:00:00",
-    }
+    first, second = "2026-09-10 00:00:00", "2026-09-20 00:00:00"
+    assert batches["first"]["parsed"] == dict.fromkeys([*CLEAN_FILES, "day-06.jsonl"], first)
     assert batches["second"]["parsed"] == {
-        "day-05.jsonl": "2026-09-10 00:00:00",  # not parsed again
-        "day-06.jsonl": "2026-09-20 00:00:00",  # its three rows are now judged otherwise
-        "day-15.jsonl": "2026-09-20 00:00:00",
+        **dict.fromkeys(CLEAN_FILES, first),  # not parsed again
+        "day-06.jsonl": second,  # its three rows are now judged otherwise
+        "day-15.jsonl": second,
     }
 
 
 def test_invoices_count_each_event_once(batches):
-    # c1: e1, e2, e4, e5 (e3 reversed by r3), f1 and e6: 6 calls x 0.01 = 0.06
-    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.56
+    # c1: e1, e2, e4, e5, e7 to e11 (e3 reversed by r3), f1 and e6: 11 calls x 0.01 = 0.11
+    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.61
     assert batches["second"]["invoices"] == [
-        ("c1", "2026-09-01", "draft", D("3.56")),
+        ("c1", "2026-09-01", "draft", D("3.61")),
         ("c2", "2026-09-01", "draft", D("0.01")),
     ]
 
@@ -256,7 +256,7 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
     refreshed = copy_warehouse(workspace, batches["root"] / "full-refresh")
     build(refreshed, SECOND_AS_OF, full_refresh=True)  # `billing build --full-refresh`
     assert parsed_as_of(refreshed.warehouse) == dict.fromkeys(
-        ("day-05.jsonl", "day-06.jsonl", "day-15.jsonl"), "2026-09-20 00:00:00"
+        [*CLEAN_FILES, "day-06.jsonl", "day-15.jsonl"], "2026-09-20 00:00:00"
     )
     assert routing(refreshed.warehouse) == EXPECTED_ROUTING
     assert marts(refreshed.warehouse) == batches["second"]["marts"]

@@ -4,79 +4,32 @@
     Only row-local work happens here (dedupe is the next model). Numbers reach the values
     exactly as written, never rounded by a double (DECISIONLOG D39).
 
-    Incremental by landed file (DECISIONLOG D57): a file's lines are parsed once, when the
-    file first arrives. A row's reason also depends on three things outside its file: `as_of`
-    (future_timestamp), the customers seed (unknown_customer) and the meters of its event
-    type (unknown_event_type, the value checks and the readings metering takes). Each row keeps what it was judged
-    against (`customer_was_known`, `meter_rules_hash`), and a file is parsed again when one
-    of its rows would now be judged differently, so the table always equals a full refresh.
+    Incremental (DECISIONLOG D57): a line is parsed once, when its file first arrives. A
+    row's reason also depends on three things outside its line: `as_of` (future_timestamp),
+    the customers seed (unknown_customer) and the meters of its event type
+    (unknown_event_type, the value checks and the readings metering takes). Each row keeps
+    what it was judged against (`customer_was_known`, `meter_rules_hash`), and a row that
+    would now be judged differently is parsed again, alone, so the table always equals a
+    full refresh.
 #}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='file_id',
+    unique_key='raw_row_id',
     on_schema_change='fail'
 ) }}
 
 {%- set future_cutoff = as_of_timestamp() ~ ' + to_minutes(cast('
     ~ var('future_tolerance_minutes') ~ ' as bigint))' -%}
 
-{%- set files_to_parse = none -%}
+{%- set last_parsed_file_id = none -%}
 {%- if is_incremental() and execute -%}
-    {%- set parsed_state -%}
-        with
-
-        meter_rules as (
-
-            {{ meter_rules_by_event_type() }}
-
-        )
-
-        select
-            coalesce(max(parsed.file_id), 0) as last_parsed_file_id,
-            {# Text, not a list: agate would hand Jinja a list as its printed form. #}
-            coalesce(
-                string_agg(distinct cast(parsed.file_id as varchar), ',') filter (
-                    where
-                        parsed.parse_problem is null
-                        and (
-                            coalesce(parsed.quarantine_reason = 'future_timestamp', false)
-                            != (parsed.event_at > {{ future_cutoff }})
-                            or parsed.customer_was_known != (customers.customer_id is not null)
-                            or parsed.meter_rules_hash is distinct from meter_rules.rules_hash
-                        )
-                ),
-                ''
-            ) as stale_file_ids
-        from {{ this }} as parsed
-        left join {{ ref('customers') }} as customers
-            on parsed.customer_id = customers.customer_id
-        left join meter_rules
-            on parsed.event_type = meter_rules.event_type
-    {%- endset -%}
-    {%- set state = run_query(parsed_state).rows[0] -%}
-    {%- set files_to_parse = {
-        'after': state[0],
-        'again': state[1].split(',') | reject('equalto', '') | map('int') | sort | list
-    } -%}
+    {%- set last_parsed_file_id = run_query(
+        'select coalesce(max(file_id), 0) from ' ~ this
+    ).columns[0].values()[0] -%}
 {%- endif %}
 
 with
-
-raw_events as (
-
-    select * from {{ source('raw', 'raw_events') }}
-    {%- if files_to_parse is not none %}
-        {# New files arrive with ever larger ids (billing/landing.py lands one file per
-           transaction); the literals let DuckDB skip the row groups of older files. #}
-        where
-            file_id > {{ files_to_parse.after }}
-            {%- if files_to_parse.again %}
-                or file_id in ({{ files_to_parse.again | join(', ') }})
-            {%- endif %}
-    {%- endif %}
-
-),
 
 customers as (
 
@@ -93,6 +46,49 @@ meters as (
 meter_rules as (
 
     {{ meter_rules_by_event_type() }}
+
+),
+
+{%- if last_parsed_file_id is not none %}
+
+rows_to_judge_again as (
+
+    {# Rows parsed before whose verdict the run's as_of or the seeds would now change. #}
+    select
+        parsed.file_id,
+        parsed.line_number
+    from {{ this }} as parsed
+    left join customers
+        on parsed.customer_id = customers.customer_id
+    left join meter_rules
+        on parsed.event_type = meter_rules.event_type
+    where
+        parsed.parse_problem is null
+        and (
+            coalesce(parsed.quarantine_reason = 'future_timestamp', false)
+            != (parsed.event_at > {{ future_cutoff }})
+            or parsed.customer_was_known != (customers.customer_id is not null)
+            or parsed.meter_rules_hash is distinct from meter_rules.rules_hash
+        )
+
+),
+{%- endif %}
+
+raw_events as (
+
+    select * from {{ source('raw', 'raw_events') }}
+    {%- if last_parsed_file_id is not none %}
+        {# New files arrive with ever larger ids (billing/landing.py lands one file per
+           transaction); the literal lets DuckDB skip the row groups of older files. #}
+        where file_id > {{ last_parsed_file_id }}
+    union all
+    select raw_events.*
+    from {{ source('raw', 'raw_events') }} as raw_events
+    inner join rows_to_judge_again
+        on
+            raw_events.file_id = rows_to_judge_again.file_id
+            and raw_events.line_number = rows_to_judge_again.line_number
+    {%- endif %}
 
 ),
 

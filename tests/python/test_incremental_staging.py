@@ -4,8 +4,8 @@ as one history.
 Two builds over twelve files. The second build brings a duplicate and a conflicting copy of
 events of the first batch, a reversal of one of them, a customer and a meter the first
 build did not know, and a later `as_of` that makes a future-dated event of the first batch
-current. Every row must end where one build over all the files would put it; the file whose
-rows no change touches is not parsed again; and a full refresh of every model, or a build
+current. Every row must end where one build over all the files would put it; a line no
+change touches is not parsed again; and a full refresh of every model, or a build
 killed after any of several models and run again, gives the same marts row for row.
 """
 
@@ -74,11 +74,13 @@ CLEAN_FILES = {
     f"day-05-{n:02d}.jsonl": [event(f"e{n}", "05T10:00:00", properties={"region": "eu"})]
     for n in CLEAN_IDS
 }
-# A file of rows the first build cannot accept yet: each is judged again by the second.
+# A file of rows the first build cannot accept yet: each is judged again by the second,
+# alone: the file's last row, accepted at once, is not parsed again.
 PENDING_FILE = [
     event("f1", "12T00:00:00"),  # 2 days past the first as_of: future_timestamp, then current
     event("u1", "06T00:00:00", customer="c2"),  # unknown_customer until c2 is in the seeds
     event("g1", "06T00:00:00", kind="storage", properties={"gb": "7"}),  # no meter yet
+    event("e12", "06T00:00:00"),
 ]
 SECOND_FILE = [
     event("e1", "05T10:00:00", properties={"region": "eu"}),  # duplicate of the first batch
@@ -93,6 +95,7 @@ EXPECTED_ROUTING = {
     ("day-06.jsonl", 1): ("accepted", None),
     ("day-06.jsonl", 2): ("accepted", None),
     ("day-06.jsonl", 3): ("accepted", None),
+    ("day-06.jsonl", 4): ("accepted", None),
     ("day-15.jsonl", 1): ("duplicate", None),
     ("day-15.jsonl", 2): ("quarantined", "idempotency_conflict"),
     ("day-15.jsonl", 3): ("accepted", None),
@@ -119,14 +122,15 @@ def routing(warehouse: Path) -> dict:
 
 
 def parsed_as_of(warehouse: Path) -> dict:
-    """The `as_of` of the run that last parsed each file."""
-    return dict(
-        query(
+    """Per file, the `as_of` of the run that last parsed each of its lines, in line order."""
+    return {
+        name: tuple(values)
+        for name, values in query(
             warehouse,
-            "select file_name, max(parsed_as_of)::varchar from staging.stg_events__parsed_events "
-            "group by file_name",
+            "select file_name, list(parsed_as_of::varchar order by line_number) "
+            "from staging.stg_events__parsed_events group by file_name",
         )
-    )
+    }
 
 
 def marts(warehouse: Path) -> dict:
@@ -233,21 +237,24 @@ def test_batches_route_as_one_history(batches):
     assert batches["second"]["routing"] == EXPECTED_ROUTING
 
 
-def test_a_file_is_parsed_once_unless_a_row_would_be_judged_differently(batches):
+def test_a_line_is_parsed_once_unless_it_would_be_judged_differently(batches):
     first, second = "2026-09-10 00:00:00", "2026-09-20 00:00:00"
-    assert batches["first"]["parsed"] == dict.fromkeys([*CLEAN_FILES, "day-06.jsonl"], first)
+    assert batches["first"]["parsed"] == {
+        **dict.fromkeys(CLEAN_FILES, (first,)),
+        "day-06.jsonl": (first,) * 4,
+    }
     assert batches["second"]["parsed"] == {
-        **dict.fromkeys(CLEAN_FILES, first),  # not parsed again
-        "day-06.jsonl": second,  # its three rows are now judged otherwise
-        "day-15.jsonl": second,
+        **dict.fromkeys(CLEAN_FILES, (first,)),  # not parsed again
+        "day-06.jsonl": (second, second, second, first),  # three rows now judged otherwise
+        "day-15.jsonl": (second,) * 5,
     }
 
 
 def test_invoices_count_each_event_once(batches):
-    # c1: e1, e2, e4, e5, e7 to e11 (e3 reversed by r3), f1 and e6: 11 calls x 0.01 = 0.11
-    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.61
+    # c1: e1, e2, e4, e5, e7 to e12 (e3 reversed by r3), f1 and e6: 12 calls x 0.01 = 0.12
+    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.62
     assert batches["second"]["invoices"] == [
-        ("c1", "2026-09-01", "draft", D("3.61")),
+        ("c1", "2026-09-01", "draft", D("3.62")),
         ("c2", "2026-09-01", "draft", D("0.01")),
     ]
 
@@ -255,9 +262,11 @@ def test_invoices_count_each_event_once(batches):
 def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspace, batches):
     refreshed = copy_warehouse(workspace, batches["root"] / "full-refresh")
     build(refreshed, SECOND_AS_OF, full_refresh=True)  # `billing build --full-refresh`
-    assert parsed_as_of(refreshed.warehouse) == dict.fromkeys(
-        [*CLEAN_FILES, "day-06.jsonl", "day-15.jsonl"], "2026-09-20 00:00:00"
-    )
+    assert parsed_as_of(refreshed.warehouse) == {
+        **dict.fromkeys(CLEAN_FILES, ("2026-09-20 00:00:00",)),
+        "day-06.jsonl": ("2026-09-20 00:00:00",) * 4,
+        "day-15.jsonl": ("2026-09-20 00:00:00",) * 5,
+    }
     assert routing(refreshed.warehouse) == EXPECTED_ROUTING
     assert marts(refreshed.warehouse) == batches["second"]["marts"]
 

@@ -113,15 +113,10 @@
 {% macro meter_rules_by_event_type() -%}
     select
         event_type,
+        {# JSON arrays: no property name can make two meter setups read the same. #}
         md5(
             string_agg(
-                concat_ws(
-                    ':',
-                    meter_id,
-                    coalesce(value_property, ''),
-                    coalesce(group_by_property, ''),
-                    aggregation
-                ),
+                cast(json_array(meter_id, value_property, group_by_property, aggregation) as varchar),
                 ','
                 order by meter_id
             )

@@ -53,7 +53,9 @@ meter_rules as (
 
 rows_to_judge_again as (
 
-    {# Rows parsed before whose verdict the run's as_of or the seeds would now change. #}
+    {# Rows parsed before that the run's as_of or the seeds would now judge or read
+       differently. The seed columns are kept on every row, so a row with a parse problem
+       is read again too when they change: the table stays equal to a full refresh. #}
     select
         parsed.file_id,
         parsed.line_number
@@ -63,13 +65,13 @@ rows_to_judge_again as (
     left join meter_rules
         on parsed.event_type = meter_rules.event_type
     where
-        parsed.parse_problem is null
-        and (
-            coalesce(parsed.quarantine_reason = 'future_timestamp', false)
+        (
+            parsed.parse_problem is null
+            and coalesce(parsed.quarantine_reason = 'future_timestamp', false)
             != (parsed.event_at > {{ future_cutoff }})
-            or parsed.customer_was_known != (customers.customer_id is not null)
-            or parsed.meter_rules_hash is distinct from meter_rules.rules_hash
         )
+        or parsed.customer_was_known != (customers.customer_id is not null)
+        or parsed.meter_rules_hash is distinct from meter_rules.rules_hash
 
 ),
 {%- endif %}

@@ -81,6 +81,7 @@ PENDING_FILE = [
     event("u1", "06T00:00:00", customer="c2"),  # unknown_customer until c2 is in the seeds
     event("g1", "06T00:00:00", kind="storage", properties={"gb": "7"}),  # no meter yet
     event("e12", "06T00:00:00"),
+    event("x1", "06T25:00:00", customer="c2"),  # invalid_timestamp, read again with c2 known
 ]
 SECOND_FILE = [
     event("e1", "05T10:00:00", properties={"region": "eu"}),  # duplicate of the first batch
@@ -96,6 +97,7 @@ EXPECTED_ROUTING = {
     ("day-06.jsonl", 2): ("accepted", None),
     ("day-06.jsonl", 3): ("accepted", None),
     ("day-06.jsonl", 4): ("accepted", None),
+    ("day-06.jsonl", 5): ("quarantined", "invalid_timestamp"),
     ("day-15.jsonl", 1): ("duplicate", None),
     ("day-15.jsonl", 2): ("quarantined", "idempotency_conflict"),
     ("day-15.jsonl", 3): ("accepted", None),
@@ -146,6 +148,14 @@ def marts(warehouse: Path) -> dict:
     return {
         table: query(warehouse, f"select * from marts.{table} order by all") for table in tables
     }
+
+
+def parsed_rows(warehouse: Path) -> list[tuple]:
+    """Every parsed row but the lineage column `parsed_as_of`."""
+    return query(
+        warehouse,
+        "select * exclude (parsed_as_of) from staging.stg_events__parsed_events order by all",
+    )
 
 
 def invoice_totals(warehouse: Path) -> list[tuple]:
@@ -219,6 +229,7 @@ def batches(workspace, tmp_path_factory):
         "routing": routing(workspace.warehouse),
         "parsed": parsed_as_of(workspace.warehouse),
         "marts": marts(workspace.warehouse),
+        "parsed_rows": parsed_rows(workspace.warehouse),
         "invoices": invoice_totals(workspace.warehouse),
     }
     return {"first": first, "second": second, "before_second": before_second, "root": root}
@@ -241,11 +252,11 @@ def test_a_line_is_parsed_once_unless_it_would_be_judged_differently(batches):
     first, second = "2026-09-10 00:00:00", "2026-09-20 00:00:00"
     assert batches["first"]["parsed"] == {
         **dict.fromkeys(CLEAN_FILES, (first,)),
-        "day-06.jsonl": (first,) * 4,
+        "day-06.jsonl": (first,) * 5,
     }
     assert batches["second"]["parsed"] == {
         **dict.fromkeys(CLEAN_FILES, (first,)),  # not parsed again
-        "day-06.jsonl": (second, second, second, first),  # three rows now judged otherwise
+        "day-06.jsonl": (second, second, second, first, second),  # four judged otherwise
         "day-15.jsonl": (second,) * 5,
     }
 
@@ -264,10 +275,11 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
     build(refreshed, SECOND_AS_OF, full_refresh=True)  # `billing build --full-refresh`
     assert parsed_as_of(refreshed.warehouse) == {
         **dict.fromkeys(CLEAN_FILES, ("2026-09-20 00:00:00",)),
-        "day-06.jsonl": ("2026-09-20 00:00:00",) * 4,
+        "day-06.jsonl": ("2026-09-20 00:00:00",) * 5,
         "day-15.jsonl": ("2026-09-20 00:00:00",) * 5,
     }
     assert routing(refreshed.warehouse) == EXPECTED_ROUTING
+    assert parsed_rows(refreshed.warehouse) == batches["second"]["parsed_rows"]
     assert marts(refreshed.warehouse) == batches["second"]["marts"]
 
 

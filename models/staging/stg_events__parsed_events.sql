@@ -10,7 +10,8 @@
     (unknown_event_type, the value checks and the readings metering takes). Each row keeps
     what it was judged against (`customer_was_known`, `meter_rules_hash`), and a row that
     would now be judged differently is parsed again, alone, so the table always equals a
-    full refresh.
+    full refresh. Each row carries the batch of the build that parsed it (`parse_batch`),
+    so routing takes only what changed (DECISIONLOG D58).
 #}
 {{ config(
     materialized='incremental',
@@ -22,12 +23,8 @@
 {%- set future_cutoff = as_of_timestamp() ~ ' + to_minutes(cast('
     ~ var('future_tolerance_minutes') ~ ' as bigint))' -%}
 
-{%- set last_parsed_file_id = none -%}
-{%- if is_incremental() and execute -%}
-    {%- set last_parsed_file_id = run_query(
-        'select coalesce(max(file_id), 0) from ' ~ this
-    ).columns[0].values()[0] -%}
-{%- endif %}
+{%- set last_parsed_file_id = incremental_watermark('file_id') -%}
+{%- set parse_batch = next_batch_number('parse_batch') %}
 
 with
 
@@ -371,6 +368,8 @@ final as (
         parse_problem,
         customer_was_known,
         meter_rules_hash,
+        {# Which build parsed the row: routing takes the rows of batches it has not seen. #}
+        cast({{ parse_batch }} as bigint) as parse_batch,
         ---------- timestamps
         {{ as_of_timestamp() }} as parsed_as_of,
         event_at,

@@ -2,12 +2,54 @@
     The accepted usage events: one row per distinct `event_id`, parsed and typed, with the
     accepted reversal that cancels it, if any. Reversal events themselves carry no usage.
     This is the only door from staging into metering.
+
+    Incremental (DECISIONLOG D58): a build recomputes only the event ids whose routed rows
+    changed in a batch it has not seen, and the events their reversals name. An id that is
+    no longer accepted (its file was withdrawn) leaves a row without `raw_row_id`, which the
+    `replace_keys` strategy reads as "delete this event" (macros/incremental.sql).
 #}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='event_id',
+    on_schema_change='fail',
+    meta={'tombstone_when': 'raw_row_id is null'}
+) }}
+
+{%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+
 with
+{%- if routed_up_to is not none %}
+
+rows_changed as (
+
+    select
+        event_id,
+        reverses_event_id
+    from {{ ref('stg_events__routed_events') }}
+    where routed_batch > {{ routed_up_to }}
+
+),
+
+event_ids_changed as (
+
+    select event_id from rows_changed
+    where event_id is not null
+    union
+    select reverses_event_id from rows_changed
+    where reverses_event_id is not null
+
+),
+{%- endif %}
 
 routed_events as (
 
     select * from {{ ref('stg_events__routed_events') }}
+    {%- if routed_up_to is not none %}
+        where
+            event_id in (select event_ids_changed.event_id from event_ids_changed)
+            or reverses_event_id in (select event_ids_changed.event_id from event_ids_changed)
+    {%- endif %}
 
 ),
 
@@ -35,7 +77,6 @@ accepted_events as (
         accepted_reversals.reversed_by_event_id,
         accepted_reversals.reversal_file_id,
         ---------- payload
-        routed_events.properties,
         routed_events.meter_readings,
         ---------- timestamps
         routed_events.event_at,
@@ -47,6 +88,34 @@ accepted_events as (
         on routed_events.event_id = accepted_reversals.reverses_event_id
     where routed_events.event_status = 'accepted' and routed_events.reverses_event_id is null
 
+),
+
+usage_events as (
+
+    select
+        accepted_events.*,
+        ---------- batches (DECISIONLOG D58)
+        (
+            select coalesce(max(routed_batch), 0)
+            from {{ ref('stg_events__routed_events') }}
+        ) as routed_through_batch
+    from accepted_events
+    {%- if routed_up_to is not none %}
+        union all by name
+        {# The changed ids no longer accepted: deleted by the replace_keys strategy. #}
+        select
+            event_ids_changed.event_id,
+            (
+                select coalesce(max(routed_batch), 0)
+                from {{ ref('stg_events__routed_events') }}
+            ) as routed_through_batch
+        from event_ids_changed
+        where
+            event_ids_changed.event_id not in (
+                select accepted_events.event_id from accepted_events
+            )
+    {%- endif %}
+
 )
 
-select * from accepted_events
+select * from usage_events

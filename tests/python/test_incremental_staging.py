@@ -3,10 +3,12 @@ as one history.
 
 Two builds over twelve files. The second build brings a duplicate and a conflicting copy of
 events of the first batch, a reversal of one of them, a customer and a meter the first
-build did not know, and a later `as_of` that makes a future-dated event of the first batch
-current. Every row must end where one build over all the files would put it; a line no
-change touches is not parsed again; and a full refresh of every model, or a build
-killed after any of several models and run again, gives the same marts row for row.
+build did not know, a later `as_of` that makes a future-dated event of the first batch
+current, and two first-batch files withdrawn, one of them resent. Every row must end where
+one build over all the files would put it; a line no change touches is not parsed again;
+routing and usage events are rewritten only for the event ids a batch changed (DECISIONLOG
+D58); and a full refresh of every model, or a build killed after any of several models and
+run again, gives the same marts row for row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import query, write_seeds
 
-from billing.landing import ingest_files
+from billing.landing import ingest_files, withdraw_file
 from billing.settings import Settings
 from billing.warehouse.build import build
 
@@ -75,13 +77,14 @@ CLEAN_FILES = {
     for n in CLEAN_IDS
 }
 # A file of rows the first build cannot accept yet: each is judged again by the second,
-# alone: the file's last row, accepted at once, is not parsed again.
+# alone; e12 and r7, accepted at once, are not parsed again.
 PENDING_FILE = [
     event("f1", "12T00:00:00"),  # 2 days past the first as_of: future_timestamp, then current
     event("u1", "06T00:00:00", customer="c2"),  # unknown_customer until c2 is in the seeds
     event("g1", "06T00:00:00", kind="storage", properties={"gb": "7"}),  # no meter yet
     event("e12", "06T00:00:00"),
     event("x1", "06T25:00:00", customer="c2"),  # invalid_timestamp, read again with c2 known
+    event("r7", "06T00:00:00", reverses_event_id="e7"),  # accepted at once: e7 bills nothing
 ]
 SECOND_FILE = [
     event("e1", "05T10:00:00", properties={"region": "eu"}),  # duplicate of the first batch
@@ -89,20 +92,28 @@ SECOND_FILE = [
     event("r3", "15T00:00:00", reverses_event_id="e3"),  # reverses a first-batch event
     event("r9", "15T00:00:00", reverses_event_id="e99"),  # reversal_of_unknown_event
     event("e6", "16T00:00:00"),
+    event("e5", "05T10:00:00", properties={"region": "eu"}),  # resend of a withdrawn file
+    event("x7", "15T00:00:00", reverses_event_id="r7"),  # a reversal of a reversal: unknown
 ]
+# Withdrawn before the second build: e4 is billed no more; e5 is billed from its resend.
+WITHDRAWN_FILES = ["day-05-04.jsonl", "day-05-05.jsonl"]
 
 EXPECTED_ROUTING = {
     **{(name, 1): ("accepted", None) for name in CLEAN_FILES},
+    **{(name, 1): ("withdrawn", None) for name in WITHDRAWN_FILES},
     ("day-06.jsonl", 1): ("accepted", None),
     ("day-06.jsonl", 2): ("accepted", None),
     ("day-06.jsonl", 3): ("accepted", None),
     ("day-06.jsonl", 4): ("accepted", None),
     ("day-06.jsonl", 5): ("quarantined", "invalid_timestamp"),
+    ("day-06.jsonl", 6): ("accepted", None),
     ("day-15.jsonl", 1): ("duplicate", None),
     ("day-15.jsonl", 2): ("quarantined", "idempotency_conflict"),
     ("day-15.jsonl", 3): ("accepted", None),
     ("day-15.jsonl", 4): ("quarantined", "reversal_of_unknown_event"),
     ("day-15.jsonl", 5): ("accepted", None),
+    ("day-15.jsonl", 6): ("accepted", None),
+    ("day-15.jsonl", 7): ("quarantined", "reversal_of_unknown_event"),
 }
 
 
@@ -151,11 +162,52 @@ def marts(warehouse: Path) -> dict:
 
 
 def parsed_rows(warehouse: Path) -> list[tuple]:
-    """Every parsed row but the lineage column `parsed_as_of`."""
+    """Every parsed row but the lineage columns `parsed_as_of` and `parse_batch`."""
     return query(
         warehouse,
-        "select * exclude (parsed_as_of) from staging.stg_events__parsed_events order by all",
+        "select * exclude (parsed_as_of, parse_batch) from staging.stg_events__parsed_events "
+        "order by all",
     )
+
+
+def staged_rows(warehouse: Path) -> dict:
+    """Every routed row and every usage event, but the batch bookkeeping (D58)."""
+    return {
+        "routed": query(
+            warehouse,
+            "select * exclude (parsed_through_batch, routed_batch) "
+            "from staging.stg_events__routed_events order by all",
+        ),
+        "usage": query(
+            warehouse,
+            "select * exclude (routed_through_batch) from staging.stg_events__usage_events "
+            "order by all",
+        ),
+    }
+
+
+def rows_written_since(warehouse: Path, batch: int) -> dict:
+    """The routed rows and usage events a build after routed batch `batch` wrote."""
+    return {
+        "routed": {
+            (name, line)
+            for name, line in query(
+                warehouse,
+                "select file_name, line_number from staging.stg_events__routed_events "
+                "where routed_batch > ?",
+                [batch],
+            )
+        },
+        "usage": {
+            event_id
+            for (event_id,) in query(
+                warehouse,
+                "select event_id from staging.stg_events__usage_events "
+                "where routed_through_batch > ?",
+                [batch],
+            )
+        },
+    }
 
 
 def invoice_totals(warehouse: Path) -> list[tuple]:
@@ -219,10 +271,18 @@ def batches(workspace, tmp_path_factory):
         land(workspace, name, lines)
     land(workspace, "day-06.jsonl", PENDING_FILE)  # file_id 11
     build(workspace, FIRST_AS_OF)
-    first = {"routing": routing(workspace.warehouse), "parsed": parsed_as_of(workspace.warehouse)}
+    first = {
+        "routing": routing(workspace.warehouse),
+        "parsed": parsed_as_of(workspace.warehouse),
+        "routed_batch": query(
+            workspace.warehouse, "select max(routed_batch) from staging.stg_events__routed_events"
+        )[0][0],
+    }
 
     write_seeds(workspace.seeds_dir, seeds(second_batch=True))
     land(workspace, "day-15.jsonl", SECOND_FILE)
+    for name in WITHDRAWN_FILES:
+        withdraw_file(workspace.warehouse, name, "sent by mistake")
     before_second = copy_warehouse(workspace, root / "before-second")
     build(workspace, SECOND_AS_OF)
     second = {
@@ -230,6 +290,8 @@ def batches(workspace, tmp_path_factory):
         "parsed": parsed_as_of(workspace.warehouse),
         "marts": marts(workspace.warehouse),
         "parsed_rows": parsed_rows(workspace.warehouse),
+        "staged_rows": staged_rows(workspace.warehouse),
+        "written": rows_written_since(workspace.warehouse, first["routed_batch"]),
         "invoices": invoice_totals(workspace.warehouse),
     }
     return {"first": first, "second": second, "before_second": before_second, "root": root}
@@ -252,20 +314,35 @@ def test_a_line_is_parsed_once_unless_it_would_be_judged_differently(batches):
     first, second = "2026-09-10 00:00:00", "2026-09-20 00:00:00"
     assert batches["first"]["parsed"] == {
         **dict.fromkeys(CLEAN_FILES, (first,)),
-        "day-06.jsonl": (first,) * 5,
+        "day-06.jsonl": (first,) * 6,
     }
     assert batches["second"]["parsed"] == {
         **dict.fromkeys(CLEAN_FILES, (first,)),  # not parsed again
-        "day-06.jsonl": (second, second, second, first, second),  # four judged otherwise
-        "day-15.jsonl": (second,) * 5,
+        "day-06.jsonl": (second, second, second, first, second, first),  # four judged again
+        "day-15.jsonl": (second,) * 7,
     }
 
 
+def test_routing_and_usage_events_touch_only_the_event_ids_a_batch_changed(batches):
+    # Changed: the lines parsed again (day-06 but e12), every line of day-15 and the two
+    # withdrawn files. Routed again: every copy of their ids (e1, e2 of the first batch) and
+    # e3, which r3 reverses; e7 to e11, e12 and r7 (which x7 names, but which is a reversal
+    # itself, checked against e7) are left as they were.
+    assert batches["second"]["written"]["routed"] == {
+        *((f"day-05-{n:02d}.jsonl", 1) for n in (1, 2, 3, 4, 5)),
+        *(("day-06.jsonl", line) for line in (1, 2, 3, 5)),
+        *(("day-15.jsonl", line) for line in range(1, 8)),
+    }
+    # Usage events of those ids still accepted; e4 (withdrawn) is gone, not rewritten.
+    assert batches["second"]["written"]["usage"] == {"e1", "e2", "e3", "e5", "e6", "f1", "g1", "u1"}
+
+
 def test_invoices_count_each_event_once(batches):
-    # c1: e1, e2, e4, e5, e7 to e12 (e3 reversed by r3), f1 and e6: 12 calls x 0.01 = 0.12
-    # c2: u1, one call = 0.01; g1's 7 GB belong to c1: 7 x 0.50 = 3.50 -> c1 3.62
+    # c1: e1, e2, e5 (its resend), e8 to e12 (e3 reversed by r3, e7 by r7, e4 withdrawn),
+    # f1 and e6: 10 calls x 0.01 = 0.10; c2: u1, one call = 0.01; g1's 7 GB belong to c1:
+    # 7 x 0.50 = 3.50 -> c1 3.60
     assert batches["second"]["invoices"] == [
-        ("c1", "2026-09-01", "draft", D("3.62")),
+        ("c1", "2026-09-01", "draft", D("3.60")),
         ("c2", "2026-09-01", "draft", D("0.01")),
     ]
 
@@ -275,21 +352,28 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
     build(refreshed, SECOND_AS_OF, full_refresh=True)  # `billing build --full-refresh`
     assert parsed_as_of(refreshed.warehouse) == {
         **dict.fromkeys(CLEAN_FILES, ("2026-09-20 00:00:00",)),
-        "day-06.jsonl": ("2026-09-20 00:00:00",) * 5,
-        "day-15.jsonl": ("2026-09-20 00:00:00",) * 5,
+        "day-06.jsonl": ("2026-09-20 00:00:00",) * 6,
+        "day-15.jsonl": ("2026-09-20 00:00:00",) * 7,
     }
     assert routing(refreshed.warehouse) == EXPECTED_ROUTING
     assert parsed_rows(refreshed.warehouse) == batches["second"]["parsed_rows"]
+    assert staged_rows(refreshed.warehouse) == batches["second"]["staged_rows"]
     assert marts(refreshed.warehouse) == batches["second"]["marts"]
 
 
 @pytest.mark.parametrize(
     "victim",
-    ["stg_events__parsed_events", "stg_events__routed_events", "int_events_metered"],
+    [
+        "stg_events__parsed_events",
+        "stg_events__routed_events",
+        "stg_events__usage_events",
+        "int_events_metered",
+    ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):
     crashed = copy_warehouse(batches["before_second"], batches["root"] / f"killed-{victim}")
     assert killed_build(crashed, SECOND_AS_OF, victim) == 137
     build(crashed, SECOND_AS_OF)
     assert routing(crashed.warehouse) == EXPECTED_ROUTING
+    assert staged_rows(crashed.warehouse) == batches["second"]["staged_rows"]
     assert marts(crashed.warehouse) == batches["second"]["marts"]

@@ -118,7 +118,7 @@ def test_the_ledger_is_read_as_a_source(manifest):
 
 REASON_CASES = re.compile(
     r"\bcase\b((?:(?!\bcase\b).)*?)\bend as "
-    r"(parse_problem|quarantine_reason|match_problem|reversal_problem)",
+    r"(parse_problem|quarantine_reason|dedupe_quarantine_reason|match_problem|reversal_problem)",
     re.S,
 )
 

@@ -278,8 +278,10 @@ def flooded(clean, workspace, tmp_path_factory):
     settings.landing_dir.mkdir()
     resent = query(
         workspace.warehouse,
-        "select raw_line from staging.stg_events__routed_events where event_status = "
-        "'accepted' and event_date = '2026-10-07' order by event_id limit ?",
+        "select parsed.raw_line from staging.stg_events__routed_events as routed "
+        "join staging.stg_events__parsed_events as parsed using (raw_row_id) "
+        "where routed.event_status = 'accepted' and routed.event_date = '2026-10-07' "
+        "order by routed.event_id limit ?",
         [FLOOD_DUPLICATES],
     )
     assert len(resent) == FLOOD_DUPLICATES

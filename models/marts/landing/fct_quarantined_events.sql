@@ -10,27 +10,37 @@ routed_events as (
 
 ),
 
+parsed_events as (
+
+    select * from {{ ref('stg_events__parsed_events') }}
+
+),
+
 quarantined_events as (
 
     select
         ---------- ids
-        raw_row_id,
-        file_name,
-        line_number,
-        event_id,
-        customer_id,
-        event_type,
+        routed_events.raw_row_id,
+        routed_events.file_name,
+        routed_events.line_number,
+        routed_events.event_id,
+        routed_events.customer_id,
+        routed_events.event_type,
         ---------- reason
-        quarantine_reason as reason,
-        first_arrival_file_name,
-        first_arrival_line_number,
+        routed_events.quarantine_reason as reason,
+        routed_events.first_arrival_file_name,
+        routed_events.first_arrival_line_number,
         ---------- payload
-        raw_line as raw_payload,
+        parsed_events.raw_line as raw_payload,
         ---------- timestamps
-        event_at,
-        loaded_at
+        routed_events.event_at,
+        routed_events.loaded_at
     from routed_events
-    where event_status = 'quarantined'
+    inner join parsed_events
+        on
+            routed_events.file_id = parsed_events.file_id
+            and routed_events.line_number = parsed_events.line_number
+    where routed_events.event_status = 'quarantined'
 
 )
 

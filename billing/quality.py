@@ -128,10 +128,15 @@ class SuiteResult:
     failures: list[ExpectationFailure]
     warnings: list[ExpectationFailure] = field(default_factory=list)
     looked_for: str = "rows"
+    narrowed_to: str = ""  # which rows of the scope were read, when not all of them
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope.label}, {self.narrowed_to}" if self.narrowed_to else self.scope.label
 
     @property
     def found_data(self) -> bool:
@@ -160,10 +165,10 @@ class SuiteResult:
 
     def describe(self) -> str:
         if not self.found_data and self.passed:
-            return f"NO DATA {self.suite} {self.scope.label}: no {self.looked_for} to check"
+            return f"NO DATA {self.suite} {self.label}: no {self.looked_for} to check"
         warned = len(self.warnings)
         head = (
-            f"{self.status()} {self.suite} {self.scope.label} "
+            f"{self.status()} {self.suite} {self.label} "
             f"({self.expectation_count} expectation{'s' * (self.expectation_count != 1)}, "
             f"{self.row_count:,} rows"
             + (f", {warned} warning{'s' * (warned != 1)}" if warned else "")
@@ -274,8 +279,11 @@ def _staged_events_expectations() -> list:
         gxe.ExpectColumnValuesToNotBeNull(
             column="customer_id", description="accepted events without a customer", **accepted
         ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="accepted_event_id", description="an event id accepted more than once"
+        gxe.ExpectColumnValuesToBeBetween(
+            column="accepted_copies",
+            max_value=1,
+            description="an event id accepted more than once",
+            **accepted,
         ),
         gxe.ExpectColumnValuesToNotBeNull(
             column="event_at", description="accepted events without a timestamp", **accepted
@@ -430,11 +438,16 @@ def _tie_out_expectations() -> list:
     ]
 
 
-def window_sql(model: str, date_column: str, order_by: tuple[str, ...] = ()) -> str:
+def window_sql(model: str, date_column: str, order_by: tuple[str, ...] = (), also: str = "") -> str:
     """The rows of a check model (models/checks/, one dbt definition of what a gate reads)
-    whose `date_column` lies in a window (two parameters: start, end exclusive)."""
+    whose `date_column` lies in a window (two parameters: start, end exclusive), and that
+    meet the condition `also` when one is given."""
     order = f" order by {', '.join(order_by)}" if order_by else ""
-    return f"select * from checks.{model} where {date_column} >= $1 and {date_column} < $2{order}"
+    condition = f" and {also}" if also else ""
+    return (
+        f"select * from checks.{model} "
+        f"where {date_column} >= $1 and {date_column} < $2{condition}{order}"
+    )
 
 
 # The whole scope's reconciliation counts and tie-out statuses, for `billing quality`.
@@ -554,9 +567,19 @@ SUITES = (
 )
 
 
-def spec_sql(spec: SuiteSpec) -> str:
-    """What a suite reads: its check model's rows in the window, in its order."""
-    return window_sql(spec.model, spec.date_column, spec.order_by)
+def spec_query(spec: SuiteSpec, staged_after_batch: int | None = None) -> tuple[str, tuple]:
+    """What a suite reads (its check model's rows in the window, in its order), and the
+    parameters after the window's two.
+
+    With `staged_after_batch` the staged-events suite reads only the rows routed in a
+    later batch: what a build's gate has not passed yet (D59). Its rules hold row by row
+    once `accepted_copies` counts over the whole table, so the rows left out were passed by
+    an earlier gate and have not changed since.
+    """
+    if staged_after_batch is None or spec.name != "staged_events":
+        return window_sql(spec.model, spec.date_column, spec.order_by), ()
+    sql = window_sql(spec.model, spec.date_column, spec.order_by, also="routed_batch > $3")
+    return sql, (staged_after_batch,)
 
 
 def suites_for(scope: Window, names: tuple[str, ...] | None = None) -> list[SuiteSpec]:
@@ -663,7 +686,9 @@ class GateRunner:
                 gx.ValidationDefinition(name=spec.name, data=batch, suite=suite)
             )
 
-    def run(self, spec: SuiteSpec, scope: Window, frame: pd.DataFrame) -> SuiteResult:
+    def run(
+        self, spec: SuiteSpec, scope: Window, frame: pd.DataFrame, narrowed_to: str = ""
+    ) -> SuiteResult:
         validation = self.validations[spec.name]
         outcome = validation.run(
             batch_parameters={"dataframe": frame},
@@ -683,6 +708,7 @@ class GateRunner:
             failures=[failure_from_result(r, spec, frame) for r in failed if not is_warning(r)],
             warnings=[failure_from_result(r, spec, frame) for r in failed if is_warning(r)],
             looked_for=spec.looked_for,
+            narrowed_to=narrowed_to,
         )
 
 
@@ -706,9 +732,11 @@ def connect_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
         raise QualityError(f"cannot open warehouse {warehouse}: {error}") from error
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, sql: str, scope: Window) -> pd.DataFrame:
+def read_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, scope: Window, more: tuple = ()
+) -> pd.DataFrame:
     try:
-        return con.execute(sql, [scope.start, scope.end]).df()
+        return con.execute(sql, [scope.start, scope.end, *more]).df()
     except duckdb.CatalogException as error:
         raise QualityError(f"the warehouse has not been built yet: {error}") from error
 
@@ -733,16 +761,22 @@ def data_range(warehouse: Path) -> Window:
 
 
 def run_quality(
-    warehouse: Path, scope: Window, suites: tuple[str, ...] | None = None
+    warehouse: Path,
+    scope: Window,
+    suites: tuple[str, ...] | None = None,
+    staged_after_batch: int | None = None,
 ) -> QualityReport:
     """Run the suites that apply to `scope` and collect the usage anomalies inside it.
 
     This is the function orchestration calls; it reads only, so it never changes data.
+    `staged_after_batch` narrows the staged-events suite to the rows routed after that
+    batch (a build's gate, D59); every other suite reads its whole scope.
     """
     specs = suites_for(scope, suites)
     runner = gate_runner()
     with connect_warehouse(warehouse) as con:
-        frames = {spec.name: read_frame(con, spec_sql(spec), scope) for spec in specs}
+        queries = {spec.name: spec_query(spec, staged_after_batch) for spec in specs}
+        frames = {name: read_frame(con, sql, scope, more) for name, (sql, more) in queries.items()}
         anomalies = (
             read_frame(con, ANOMALIES_SQL, scope)
             if scope.kind != "period" and (suites is None or "anomalies" in suites)
@@ -753,6 +787,14 @@ def run_quality(
             if suites is None and scope.kind != "period"
             else {}
         )
-    results = [runner.run(spec, scope, frames[spec.name]) for spec in specs]
+    results = [
+        runner.run(
+            spec,
+            scope,
+            frames[spec.name],
+            "rows routed since the last passed gate" if queries[spec.name][1] else "",
+        )
+        for spec in specs
+    ]
     reconciliation = {key: int(value) for key, value in totals.items()}
     return QualityReport(results=results, anomalies=anomalies, reconciliation=reconciliation)

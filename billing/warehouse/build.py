@@ -17,6 +17,7 @@ import duckdb
 from billing.rules.calendar import normalize_as_of
 from billing.settings import Settings
 from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, BuildError, prepare_run, run_dbt
+from billing.warehouse.gate_passes import record_gate_pass, staged_to_check
 from billing.warehouse.ledger import FinalizeResult, LedgerError, finalize
 from billing.warehouse.publish import publish
 from billing.warehouse.run_context import run_context_for
@@ -88,10 +89,17 @@ def check_gates(settings: Settings) -> str:
     The gates read the marts, which already show the invoices this build is about to
     finalize as finalized (macro ledger_after_this_build), so what is checked is exactly
     what will be written. A failed gate raises its alerts and stops the build before the
-    ledger.
+    ledger. The staged-events gate reads only the rows routed since the last build whose
+    gates passed (D59); a pass is recorded for the next build.
     """
     from billing.alerts import alerts_from_report, raise_alerts
-    from billing.quality import NoEventsError, QualityError, data_range, run_quality
+    from billing.quality import (
+        SUITES,
+        NoEventsError,
+        QualityError,
+        data_range,
+        run_quality,
+    )
 
     try:
         scope = data_range(settings.warehouse)
@@ -99,7 +107,10 @@ def check_gates(settings: Settings) -> str:
         return f"quality gates: nothing to check ({error})"
     except QualityError as error:
         raise BuildError(f"quality gates could not run, nothing was finalized: {error}") from error
-    report = run_quality(settings.warehouse, scope)
+    staged_rules = next(spec for spec in SUITES if spec.name == "staged_events").expectations()
+    with duckdb.connect(str(settings.warehouse)) as con:
+        staged = staged_to_check(con, staged_rules)
+    report = run_quality(settings.warehouse, scope, staged_after_batch=staged.after_batch)
     raise_alerts(settings.warehouse, alerts_from_report(report))
     if not report.passed:
         failed = sorted({result.suite for result in report.results if not result.passed})
@@ -107,7 +118,14 @@ def check_gates(settings: Settings) -> str:
             f"quality gates failed ({', '.join(failed)}) for {scope.label}: nothing was "
             "finalized or published; see `billing quality` and `billing alerts`"
         )
-    return f"quality gates passed for {scope.label}"
+    with duckdb.connect(str(settings.warehouse)) as con:
+        record_gate_pass(con, scope.label, staged)
+    staged_rows = next(
+        (result.row_count for result in report.results if result.suite == "staged_events"), 0
+    )
+    return f"quality gates passed for {scope.label} ({staged_rows:,} staged rows checked" + (
+        ", those routed since the last passed gate)" if staged.after_batch is not None else ")"
+    )
 
 
 def finalize_ledger(settings: Settings, build_id: str) -> FinalizeResult:

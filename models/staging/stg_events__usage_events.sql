@@ -42,6 +42,13 @@ event_ids_changed as (
 ),
 {%- endif %}
 
+routed_through as (
+
+    select coalesce(max(routed_batch), 0) as routed_through_batch
+    from {{ ref('stg_events__routed_events') }}
+
+),
+
 routed_events as (
 
     select * from {{ ref('stg_events__routed_events') }}
@@ -95,21 +102,17 @@ usage_events as (
     select
         accepted_events.*,
         ---------- batches (DECISIONLOG D58)
-        (
-            select coalesce(max(routed_batch), 0)
-            from {{ ref('stg_events__routed_events') }}
-        ) as routed_through_batch
+        routed_through.routed_through_batch
     from accepted_events
+    cross join routed_through
     {%- if routed_up_to is not none %}
         union all by name
         {# The changed ids no longer accepted: deleted by the replace_keys strategy. #}
         select
             event_ids_changed.event_id,
-            (
-                select coalesce(max(routed_batch), 0)
-                from {{ ref('stg_events__routed_events') }}
-            ) as routed_through_batch
+            routed_through.routed_through_batch
         from event_ids_changed
+        cross join routed_through
         where
             event_ids_changed.event_id not in (
                 select accepted_events.event_id from accepted_events

@@ -270,8 +270,9 @@ def batches(workspace, tmp_path_factory):
     for name, lines in CLEAN_FILES.items():
         land(workspace, name, lines)
     land(workspace, "day-06.jsonl", PENDING_FILE)  # file_id 11
-    build(workspace, FIRST_AS_OF)
+    first_gates = build(workspace, FIRST_AS_OF).gates
     first = {
+        "gates": first_gates,
         "routing": routing(workspace.warehouse),
         "parsed": parsed_as_of(workspace.warehouse),
         "routed_batch": query(
@@ -284,8 +285,9 @@ def batches(workspace, tmp_path_factory):
     for name in WITHDRAWN_FILES:
         withdraw_file(workspace.warehouse, name, "sent by mistake")
     before_second = copy_warehouse(workspace, root / "before-second")
-    build(workspace, SECOND_AS_OF)
+    second_gates = build(workspace, SECOND_AS_OF).gates
     second = {
+        "gates": second_gates,
         "routing": routing(workspace.warehouse),
         "parsed": parsed_as_of(workspace.warehouse),
         "marts": marts(workspace.warehouse),
@@ -335,6 +337,17 @@ def test_routing_and_usage_events_touch_only_the_event_ids_a_batch_changed(batch
     }
     # Usage events of those ids still accepted; e4 (withdrawn) is gone, not rewritten.
     assert batches["second"]["written"]["usage"] == {"e1", "e2", "e3", "e5", "e6", "f1", "g1", "u1"}
+
+
+def test_a_build_gates_only_the_staged_rows_routed_since_the_last_passed_gate(batches):
+    # The gates check the months with data, and x1 (day-06 line 5, no readable timestamp)
+    # counts on the day its file was loaded, today, outside them. The first build checks
+    # the other 15 lines it routed; the second only the rows it routed (again): 5
+    # first-batch rows, 3 of day-06 (x1 aside), the 7 lines of day-15 (D59).
+    assert batches["first"]["gates"].endswith("(15 staged rows checked)")
+    assert batches["second"]["gates"].endswith(
+        "(15 staged rows checked, those routed since the last passed gate)"
+    )
 
 
 def test_invoices_count_each_event_once(batches):

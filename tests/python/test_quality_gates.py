@@ -36,6 +36,7 @@ from billing.sample.generate import GenerateOptions
 from billing.settings import PROJECT_DIR, Settings
 from billing.warehouse.build import build
 from billing.warehouse.dbt import BuildError
+from billing.warehouse.gate_passes import after_batch_for, rules_fingerprint
 
 AS_OF = "2026-11-05T00:00:00Z"
 OPTIONS = GenerateOptions(
@@ -381,6 +382,30 @@ def test_a_producer_count_that_does_not_match_fails_reconciliation(flooded, rece
     assert delta == [(-7, "producer count differs beyond tolerance")]
 
 
+def test_rows_a_failed_gate_read_are_read_again_by_the_next_build(flooded, workspace, tmp_path):
+    # A build's staged-events gate reads only the rows routed since the last build whose
+    # gates passed (D59). The flooded build failed, so its flood is still unpassed: a build
+    # that lands one clean event fails on the flood again, it does not check the event alone.
+    flooded_settings, _ = flooded
+    settings = Settings(tmp_path / "warehouse.duckdb", tmp_path / "landing", workspace.seeds_dir)
+    shutil.copyfile(flooded_settings.warehouse, settings.warehouse)
+    settings.landing_dir.mkdir()
+    (settings.landing_dir / "events-late.jsonl").write_text(
+        json.dumps(
+            {
+                "event_id": "late_1",
+                "customer_id": "cust_0001",
+                "event_type": "api_call",
+                "timestamp": "2026-10-20T00:00:00Z",
+            }
+        )
+        + "\n"
+    )
+    ingest_files(settings.warehouse, [settings.landing_dir], settings.landing_dir)
+    with pytest.raises(BuildError, match=r"quality gates failed \(reconciliation, staged_events\)"):
+        build(settings, AS_OF)
+
+
 def test_alerts_are_stored_but_sent_nowhere_without_sinks(clean, workspace, tmp_path):
     copy = broken_copy(workspace, tmp_path, ["update marts.fct_invoices set discount_amount = -1"])
     report = run_quality(copy, SEPTEMBER)
@@ -700,3 +725,18 @@ def test_a_smtp_password_goes_over_verified_starttls(clean, workspace, tmp_path,
     assert raised.delivery_errors == []
     assert receivers.logins == [("billing", "hunter22")]
     assert len(receivers.mails) == 1
+
+
+def test_a_gate_reads_every_staged_row_unless_a_pass_with_the_same_rules_is_recorded():
+    fingerprint = rules_fingerprint("select 1", [])
+    # No pass yet: every row.
+    assert after_batch_for(None, 50, fingerprint) is None
+    # A pass through batch 40 with the same rules: the rows of batches above 40.
+    assert after_batch_for((40, fingerprint), 50, fingerprint) == 40
+    assert after_batch_for((50, fingerprint), 50, fingerprint) == 50
+    # A rule changed since (another view or expectation): every row again.
+    changed = rules_fingerprint("select 2", [])
+    assert changed != fingerprint
+    assert after_batch_for((40, fingerprint), 50, changed) is None
+    # Batches below the last pass: routing rebuilt with the clock set back; every row.
+    assert after_batch_for((40, fingerprint), 30, fingerprint) is None

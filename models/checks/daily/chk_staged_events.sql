@@ -1,7 +1,8 @@
 {#
     Every staged row with what the `staged_events` gate asserts about it, per reconciliation
     day (the event's UTC day, else the day its file was loaded): accepted rows have an id, a
-    customer and a timestamp, no id is accepted twice, no accepted event lies more than
+    customer and a timestamp, no id is accepted twice (counted over every row, so a build's
+    gate can read only the rows it routed, DECISIONLOG D59), no accepted event lies more than
     `future_tolerance_minutes` after its file was loaded, and a landed file of at least
     `quarantine_share_min_rows` lines keeps its quarantined share under the limit. The share
     is set on a file's quarantined lines only, so the rule fails exactly the lines that were
@@ -30,6 +31,16 @@ reasons_per_file as (
     group by file_id, quarantine_reason
 ),
 
+ids_accepted_twice as (
+    select
+        event_id,
+        count(*) as accepted_copies
+    from {{ ref('stg_events__routed_events').include(database=False) }}
+    where event_status = 'accepted'
+    group by event_id
+    having count(*) > 1
+),
+
 file_reasons as (
     select
         file_id,
@@ -55,6 +66,10 @@ select
     routed.file_quarantined,
     file_reasons.file_quarantine_reasons,
     case when routed.event_status = 'accepted' then routed.event_id end as accepted_event_id,
+    case
+        when routed.event_status = 'accepted' then coalesce(ids_accepted_twice.accepted_copies, 1)
+    end as accepted_copies,
+    routed.routed_batch,
     date_diff('day', routed.reconciliation_date, cast(routed.event_at as date))
         as counted_offset_days,
     date_diff('minute', routed.loaded_at, routed.event_at)
@@ -67,3 +82,7 @@ select
     end as file_quarantine_share
 from routed
 left join file_reasons on routed.file_id = file_reasons.file_id
+left join ids_accepted_twice
+    on
+        routed.event_status = 'accepted'
+        and routed.event_id = ids_accepted_twice.event_id

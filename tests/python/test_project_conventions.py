@@ -8,7 +8,9 @@ hard-coded relations and sources read only by staging.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -185,3 +187,60 @@ def test_every_gate_reads_a_check_model(manifest):
     code = (PROJECT_DIR / "billing" / "quality.py").read_text()
     outside = re.findall(r"\b(?:raw|staging|intermediate|marts|reference|ledger)\.[a-z_]+", code)
     assert outside == []
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, {"memory_limit": "5.5 GiB", "threads": "2", "insertion_order": "false"}),
+        (
+            {"BILLING_DUCKDB_MEMORY_LIMIT": "1GB", "BILLING_DUCKDB_THREADS": "1"},
+            {"memory_limit": "953.6 MiB", "threads": "1", "insertion_order": "false"},
+        ),
+    ],
+)
+def test_dbt_runs_duckdb_with_the_profile_settings(tmp_path, monkeypatch, environment, expected):
+    """The DuckDB settings profiles.yml sets reach dbt's connection, and the two env values
+    move them (DECISIONLOG D60): without a cap DuckDB takes 80 % of the machine's memory."""
+    monkeypatch.delenv("BILLING_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("BILLING_DUCKDB_THREADS", raising=False)
+    query = (
+        "select current_setting('memory_limit') as memory_limit,"
+        " cast(current_setting('threads') as varchar) as threads,"
+        " cast(current_setting('preserve_insertion_order') as varchar) as insertion_order"
+    )
+    shown = subprocess.run(  # its own process: dbt-duckdb keeps one database per process
+        [
+            str(PROJECT_DIR / ".venv" / "bin" / "dbt"),
+            "show",
+            "--inline",
+            query,
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        env={
+            **os.environ,
+            "BILLING_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+            **environment,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    previews = [
+        json.loads(json.loads(line)["data"]["preview"])
+        for line in shown.stdout.splitlines()
+        if line.startswith("{") and '"preview"' in line
+    ]
+    assert previews == [[expected]]

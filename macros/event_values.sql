@@ -113,16 +113,53 @@
 {% macro meter_rules_by_event_type() -%}
     select
         event_type,
-        {# JSON arrays: no property name can make two meter setups read the same. #}
-        md5(
-            string_agg(
-                cast(json_array(meter_id, value_property, group_by_property, aggregation) as varchar),
-                ','
-                order by meter_id
-            )
-        ) as rules_hash
+        {{ rows_fingerprint(
+            ['meter_id', 'value_property', 'group_by_property', 'aggregation'], 'meter_id'
+        ) }} as rules_hash
     from {{ ref('meters') }}
     group by event_type
+{%- endmacro %}
+
+{#
+    Aggregate: one hash of the rows' `columns`, in `order_by` order. Each row is hashed as
+    a JSON array, so no value can make two different sets of rows read the same (a comma
+    inside a property name, a null against an empty text). Engine-specific, so behind
+    adapter.dispatch.
+#}
+{% macro rows_fingerprint(columns, order_by) -%}
+    {{ return(adapter.dispatch('rows_fingerprint', 'billing')(columns, order_by)) }}
+{%- endmacro %}
+
+{% macro default__rows_fingerprint(columns, order_by) -%}
+    md5(
+        string_agg(
+            cast(json_array({{ columns | join(', ') }}) as varchar), ',' order by {{ order_by }}
+        )
+    )
+{%- endmacro %}
+
+{#
+    One hash of everything int_events_priced reads from the seeds to match an event to its
+    subscription and charge (not the prices: those are applied later). When it changes,
+    every stored event is matched again (DECISIONLOG D61).
+#}
+{% macro pricing_rules_hash() -%}
+    select md5(
+        coalesce((
+            select {{ rows_fingerprint(
+                ['subscription_id', 'customer_id', 'plan_id', 'starts_on', 'ends_on'],
+                'subscription_id'
+            ) }}
+            from {{ ref('subscriptions') }}
+        ), '')
+        || '|'
+        || coalesce((
+            select {{ rows_fingerprint(
+                ['charge_id', 'plan_id', 'meter_id', 'dimension_value'], 'charge_id'
+            ) }}
+            from {{ ref('plan_charges') }}
+        ), '')
+    ) as pricing_rules_hash
 {%- endmacro %}
 
 {#

@@ -44,7 +44,7 @@
 
 {#
     Incremental strategy `replace_keys`: the model's new rows replace every stored row of
-    the same `unique_key`, and a key may also go away. A model whose incremental SQL
+    the same `unique_key` (one column or a list), and a key may also go away. A model whose incremental SQL
     selects a key with `meta.tombstone_when` true (a row that says "no longer here")
     deletes that key's rows and inserts nothing for it. dbt's delete+insert cannot delete a
     key that has no new row.
@@ -52,7 +52,10 @@
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set new_rows = arg_dict['temp_relation'] -%}
-    {%- set unique_key = arg_dict['unique_key'] -%}
+    {#- A key of several columns is compared as a row: (a, b) in (select a, b ...). -#}
+    {%- set key_columns = [arg_dict['unique_key']] if arg_dict['unique_key'] is string
+        else arg_dict['unique_key'] -%}
+    {%- set unique_key = '(' ~ key_columns | join(', ') ~ ')' -%}
     {%- set tombstone_when = config.get('meta', {}).get('tombstone_when') -%}
     {%- if not tombstone_when -%}
         {{ exceptions.raise_compiler_error(
@@ -61,10 +64,38 @@
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ target }}
-    where {{ unique_key }} in (select {{ unique_key }} from {{ new_rows }});
+    where {{ unique_key }} in (select {{ key_columns | join(', ') }} from {{ new_rows }});
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }}
     from {{ new_rows }}
     where not coalesce({{ tombstone_when }}, false)
+{%- endmacro %}
+
+{#
+    The event ids whose routing changed in the routed batches above `routed_up_to`: the id
+    of every routed row written since, and the event each such row reverses (its
+    reversal may have come or gone). Every model downstream of routing that keeps a row per
+    event recomputes exactly these ids (DECISIONLOG D58, D61).
+#}
+{% macro event_ids_routed_since(routed_up_to) -%}
+    select event_id from {{ ref('stg_events__routed_events') }}
+    where routed_batch > {{ routed_up_to }} and event_id is not null
+    union
+    select reverses_event_id from {{ ref('stg_events__routed_events') }}
+    where routed_batch > {{ routed_up_to }} and reverses_event_id is not null
+{%- endmacro %}
+
+{# The largest routed batch: what a model built now has taken of routing. #}
+{% macro routed_through_batch() -%}
+    select coalesce(max(routed_batch), 0) as routed_through_batch
+    from {{ ref('stg_events__routed_events') }}
+{%- endmacro %}
+
+{# The one value a query returns, run when the model compiles; none while dbt parses. #}
+{% macro single_value(sql) -%}
+    {%- if execute -%}
+        {{ return(run_query(sql).columns[0].values()[0]) }}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}

@@ -21,31 +21,16 @@
 with
 {%- if routed_up_to is not none %}
 
-rows_changed as (
-
-    select
-        event_id,
-        reverses_event_id
-    from {{ ref('stg_events__routed_events') }}
-    where routed_batch > {{ routed_up_to }}
-
-),
-
 event_ids_changed as (
 
-    select event_id from rows_changed
-    where event_id is not null
-    union
-    select reverses_event_id from rows_changed
-    where reverses_event_id is not null
+    {{ event_ids_routed_since(routed_up_to) }}
 
 ),
 {%- endif %}
 
 routed_through as (
 
-    select coalesce(max(routed_batch), 0) as routed_through_batch
-    from {{ ref('stg_events__routed_events') }}
+    {{ routed_through_batch() }}
 
 ),
 

@@ -7,8 +7,9 @@ build did not know, a later `as_of` that makes a future-dated event of the first
 current, and two first-batch files withdrawn, one of them resent. Every row must end where
 one build over all the files would put it; a line no change touches is not parsed again;
 routing and usage events are rewritten only for the event ids a batch changed (DECISIONLOG
-D58); and a full refresh of every model, or a build killed after any of several models and
-run again, gives the same marts row for row.
+D58), and metering, pricing and daily usage only for those ids and their days (D61, with a
+third build whose seeds do not change); and a full refresh of every model, or a build
+killed after any of several models and run again, gives the same marts row for row.
 """
 
 from __future__ import annotations
@@ -183,6 +184,21 @@ def staged_rows(warehouse: Path) -> dict:
             "select * exclude (routed_through_batch) from staging.stg_events__usage_events "
             "order by all",
         ),
+        "metered": query(
+            warehouse,
+            "select * exclude (routed_through_batch) from intermediate.int_events_metered "
+            "order by all",
+        ),
+        "priced": query(
+            warehouse,
+            "select * exclude (routed_through_batch) from intermediate.int_events_priced "
+            "order by all",
+        ),
+        "days": query(
+            warehouse,
+            "select * exclude (routed_through_batch) "
+            "from intermediate.int_usage_aggregated_to_days order by all",
+        ),
     }
 
 
@@ -204,6 +220,33 @@ def rows_written_since(warehouse: Path, batch: int) -> dict:
                 warehouse,
                 "select event_id from staging.stg_events__usage_events "
                 "where routed_through_batch > ?",
+                [batch],
+            )
+        },
+        "metered": {
+            event_id
+            for (event_id,) in query(
+                warehouse,
+                "select event_id from intermediate.int_events_metered "
+                "where routed_through_batch > ?",
+                [batch],
+            )
+        },
+        "priced": {
+            event_id
+            for (event_id,) in query(
+                warehouse,
+                "select event_id from intermediate.int_events_priced "
+                "where routed_through_batch > ?",
+                [batch],
+            )
+        },
+        "days": {
+            (customer, str(day), meter)
+            for customer, day, meter in query(
+                warehouse,
+                "select customer_id, event_date, meter_id "
+                "from intermediate.int_usage_aggregated_to_days where routed_through_batch > ?",
                 [batch],
             )
         },
@@ -339,6 +382,76 @@ def test_routing_and_usage_events_touch_only_the_event_ids_a_batch_changed(batch
     assert batches["second"]["written"]["usage"] == {"e1", "e2", "e3", "e5", "e6", "f1", "g1", "u1"}
 
 
+def test_metering_and_pricing_touch_only_the_event_ids_a_batch_changed(batches):
+    # Metering rewrites the usage events' ids (D61). The second batch also brings c2's
+    # subscription and the storage charge, so pricing matches every event again.
+    written = batches["second"]["written"]
+    assert written["metered"] == written["usage"]
+    priced = {row[0] for row in batches["second"]["staged_rows"]["priced"]}
+    assert written["priced"] == priced
+    assert len(priced) == 14  # e1 e2 e3 e5 e7 to e11 (e4 withdrawn), f1 u1 g1 e12, e6
+
+
+# A third batch with the seeds unchanged: a new call, a reversal of a first-batch event, a
+# stored-GB reading, and a first-batch file withdrawn.
+THIRD_FILE = [
+    event("n1", "17T00:00:00"),
+    event("r8", "17T00:00:00", reverses_event_id="e8"),
+    event("g2", "17T00:00:00", kind="storage", properties={"gb": "3"}),
+]
+THIRD_AS_OF = "2026-09-25T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def third_batch(workspace, batches):
+    copied = copy_warehouse(workspace, batches["root"] / "third")
+    third = Settings(copied.warehouse, batches["root"] / "third" / "landing", copied.seeds_dir)
+    routed_before = query(
+        third.warehouse, "select max(routed_batch) from staging.stg_events__routed_events"
+    )[0][0]
+    land(third, "day-17.jsonl", THIRD_FILE)
+    withdraw_file(third.warehouse, "day-05-10.jsonl", "sent by mistake")
+    build(third, THIRD_AS_OF)
+    return {
+        "settings": third,
+        "written": rows_written_since(third.warehouse, routed_before),
+        "staged_rows": staged_rows(third.warehouse),
+        "marts": marts(third.warehouse),
+        "invoices": invoice_totals(third.warehouse),
+    }
+
+
+def test_with_the_seeds_unchanged_pricing_matches_only_the_changed_events(third_batch):
+    # n1 and g2 are new, e8 is now reversed; e10 (withdrawn) is deleted, not rewritten,
+    # and r8, a reversal, has no reading (D61).
+    assert third_batch["written"]["metered"] == {"n1", "e8", "g2"}
+    assert third_batch["written"]["priced"] == {"n1", "e8", "g2"}
+    metered = {row[0] for row in third_batch["staged_rows"]["metered"]}
+    priced = {row[0] for row in third_batch["staged_rows"]["priced"]}
+    # Days: c1's 5th (e8, e10 out) and 17th (n1, g2) recomputed; the 6th, 15th, 16th kept.
+    assert third_batch["written"]["days"] == {
+        ("c1", "2026-09-05", "api_calls"),
+        ("c1", "2026-09-17", "api_calls"),
+        ("c1", "2026-09-17", "storage_gb"),
+    }
+    assert "e10" not in metered | priced
+    assert metered == priced
+    assert len(priced) == 15  # the second batch's 14, n1 and g2 in, e10 out
+    # c1: the second batch's 10 calls, n1 in, e8 (reversed) and e10 out: 9 x 0.01 = 0.09;
+    # 7 + 3 GB x 0.50 = 5.00 -> 5.09. c2 unchanged.
+    assert third_batch["invoices"] == [
+        ("c1", "2026-09-01", "draft", D("5.09")),
+        ("c2", "2026-09-01", "draft", D("0.01")),
+    ]
+
+
+def test_a_full_refresh_after_the_third_batch_gives_the_same_rows(third_batch, batches):
+    refreshed = copy_warehouse(third_batch["settings"], batches["root"] / "third-refreshed")
+    build(refreshed, THIRD_AS_OF, full_refresh=True)
+    assert staged_rows(refreshed.warehouse) == third_batch["staged_rows"]
+    assert marts(refreshed.warehouse) == third_batch["marts"]
+
+
 def test_a_build_gates_only_the_staged_rows_routed_since_the_last_passed_gate(batches):
     # The gates check the months with data, and x1 (day-06 line 5, no readable timestamp)
     # counts on the day its file was loaded, today, outside them. The first build checks
@@ -381,6 +494,7 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
         "stg_events__routed_events",
         "stg_events__usage_events",
         "int_events_metered",
+        "int_events_priced",
     ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):

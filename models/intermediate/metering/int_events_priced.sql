@@ -4,12 +4,66 @@
     when no charge of the plan claims that value. One row per event x meter x subscription
     charge. Events of customers without an active subscription, or of meters no charge of
     their plan prices, have no row: reconciliation reports them as unpriced.
+
+    Incremental (DECISIONLOG D61): a build recomputes the event ids routing changed in
+    batches it has not taken, or every event when the subscriptions or the charges' plan,
+    meter and dimension (what matching reads; prices are not read here) changed since the
+    stored rows were matched (`pricing_rules_hash`). An id left without a match leaves a
+    row without `charge_id`, which `replace_keys` reads as "delete it".
 #}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='event_id',
+    on_schema_change='fail',
+    meta={'tombstone_when': 'charge_id is null'}
+) }}
+
+{%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+{%- set rules_changed = routed_up_to is not none and single_value(
+    'select (select max(pricing_rules_hash) from ' ~ this ~ ') is distinct from ('
+    ~ pricing_rules_hash() ~ ')'
+) %}
+{%- set only_changed_ids = routed_up_to is not none and not rules_changed %}
+
 with
+{%- if only_changed_ids %}
+
+event_ids_changed as (
+
+    {{ event_ids_routed_since(routed_up_to) }}
+
+),
+{%- elif routed_up_to is not none %}
+
+event_ids_changed as (
+
+    {# The matching rules changed: every event stored or metered is matched again. #}
+    select event_id from {{ this }}
+    union
+    select event_id from {{ ref('int_events_metered') }}
+
+),
+{%- endif %}
+
+routed_through as (
+
+    {{ routed_through_batch() }}
+
+),
+
+pricing_rules as (
+
+    {{ pricing_rules_hash() }}
+
+),
 
 events_metered as (
 
     select * from {{ ref('int_events_metered') }}
+    {%- if only_changed_ids %}
+        where event_id in (select event_ids_changed.event_id from event_ids_changed)
+    {%- endif %}
 
 ),
 
@@ -78,6 +132,31 @@ events_priced as (
         plan_charges.dimension_value = events_metered.dimension_value
         or (plan_charges.dimension_value is null and dimension_claims.plan_id is null)
 
+),
+
+events_priced_with_batches as (
+
+    select
+        events_priced.*,
+        ---------- batches (DECISIONLOG D61)
+        routed_through.routed_through_batch,
+        pricing_rules.pricing_rules_hash
+    from events_priced
+    cross join routed_through
+    cross join pricing_rules
+    {%- if routed_up_to is not none %}
+        union all by name
+        {# The changed ids with no match left: deleted by the replace_keys strategy. #}
+        select
+            event_ids_changed.event_id,
+            routed_through.routed_through_batch,
+            pricing_rules.pricing_rules_hash
+        from event_ids_changed
+        cross join routed_through
+        cross join pricing_rules
+        where event_ids_changed.event_id not in (select events_priced.event_id from events_priced)
+    {%- endif %}
+
 )
 
-select * from events_priced
+select * from events_priced_with_batches

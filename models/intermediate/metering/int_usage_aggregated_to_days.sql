@@ -1,10 +1,61 @@
-{# Usage per customer x UTC day x meter x dimension value, with each meter's aggregation. #}
+{#
+    Usage per customer x UTC day x meter x dimension value, with each meter's aggregation.
+
+    Incremental (DECISIONLOG D61): a build recomputes only the customer days a batch
+    touched, each from all of its events: the days of the routed rows written in batches
+    it has not taken (every copy of a changed id, so the day an event leaves as well as the
+    day it comes to) and the days of the metered rows written since (an event a new
+    reversal cancels). A touched day with no usage left leaves a row without `meter_id`,
+    which `replace_keys` reads as "delete the day".
+#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key=['customer_id', 'event_date'],
+    on_schema_change='fail',
+    meta={'tombstone_when': 'meter_id is null'}
+) }}
+
+{%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+
 with
+{%- if routed_up_to is not none %}
+
+days_changed as (
+
+    select
+        customer_id,
+        event_date
+    from {{ ref('stg_events__routed_events') }}
+    where
+        routed_batch > {{ routed_up_to }}
+        and customer_id is not null
+        and event_date is not null
+    union
+    select
+        customer_id,
+        event_date
+    from {{ ref('int_events_metered') }}
+    where routed_through_batch > {{ routed_up_to }}
+
+),
+{%- endif %}
+
+routed_through as (
+
+    {{ routed_through_batch() }}
+
+),
 
 events_metered as (
 
     select * from {{ ref('int_events_metered') }}
     where reversed_by_event_id is null
+    {%- if routed_up_to is not none %}
+        and (customer_id, event_date) in (
+            select days_changed.customer_id, days_changed.event_date from days_changed
+        )
+    {%- endif %}
 
 ),
 
@@ -15,6 +66,30 @@ usage_per_day as (
         ['customer_id', 'event_date', 'billing_period_start', 'meter_id', 'dimension_value']
     ) }}
 
+),
+
+usage_per_day_with_batches as (
+
+    select
+        usage_per_day.*,
+        ---------- batches (DECISIONLOG D61)
+        routed_through.routed_through_batch
+    from usage_per_day
+    cross join routed_through
+    {%- if routed_up_to is not none %}
+        union all by name
+        {# The touched days with no usage left: deleted by the replace_keys strategy. #}
+        select
+            days_changed.customer_id,
+            days_changed.event_date,
+            routed_through.routed_through_batch
+        from days_changed
+        cross join routed_through
+        where (days_changed.customer_id, days_changed.event_date) not in (
+            select usage_per_day.customer_id, usage_per_day.event_date from usage_per_day
+        )
+    {%- endif %}
+
 )
 
-select * from usage_per_day
+select * from usage_per_day_with_batches

@@ -12,7 +12,7 @@ with a zero.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,8 @@ FUTURE_TOLERANCE_MINUTES = int(dbt_project_var("future_tolerance_minutes"))
 MAX_QUARANTINE_SHARE = float(dbt_project_var("max_quarantine_share"))
 # How many failing rows a report lists per expectation; the count is always complete.
 LISTED_ROWS = 20
+# The staged-events gate reads this many rows at a time (D62): about 0.6 GB of DataFrame.
+STAGED_CHUNK_ROWS = 500_000
 
 
 class QualityError(Exception):
@@ -58,7 +60,10 @@ class SuiteSpec:
 
     `detail_columns` are listed with a failing row only when the row has a value (a
     quarantined line's reason); `explainers` turn the scope's rows into notes for a failed
-    rule on the named column, where the failing rows alone do not say what went wrong.
+    rule on the named column, where the failing rows alone do not say what went wrong (an
+    explainer sees only the rows where its column has a value). With `chunk_rows` the
+    suite reads its rows that many at a time and adds the results up: an event-grain suite
+    then holds one chunk in memory, not every row of a month (D62).
     """
 
     name: str
@@ -72,6 +77,7 @@ class SuiteSpec:
     looked_for: str = "rows"
     detail_columns: tuple[str, ...] = ()
     explainers: dict[str, Callable[[pd.DataFrame], list[str]]] = field(default_factory=dict)
+    chunk_rows: int | None = None
 
 
 @dataclass
@@ -511,6 +517,7 @@ SUITES = (
         looked_for="staged events",
         detail_columns=("quarantine_reason",),
         explainers={"file_quarantine_share": quarantined_files},
+        chunk_rows=STAGED_CHUNK_ROWS,
     ),
     SuiteSpec(
         "daily_usage",
@@ -639,11 +646,10 @@ def listed_row(row: dict, spec: SuiteSpec) -> dict:
     return listed
 
 
-def failure_from_result(result, spec: SuiteSpec, frame: pd.DataFrame) -> ExpectationFailure:
+def failure_from_result(result, spec: SuiteSpec) -> ExpectationFailure:
     details = result.result or {}
     rows = details.get("unexpected_index_list") or details.get("partial_unexpected_index_list")
     config = result.expectation_config
-    explain = spec.explainers.get(config.kwargs.get("column"))
     return ExpectationFailure(
         expectation=expectation_label(config),
         unexpected_count=details.get("unexpected_count"),
@@ -651,8 +657,32 @@ def failure_from_result(result, spec: SuiteSpec, frame: pd.DataFrame) -> Expecta
         rows=[listed_row(row, spec) for row in (rows or [])[:LISTED_ROWS]],
         observed=clean_value(details.get("observed_value")),
         what=config.description,
-        notes=explain(frame) if explain else [],
     )
+
+
+def added_counts(first: int | None, second: int | None) -> int | None:
+    return None if first is None and second is None else (first or 0) + (second or 0)
+
+
+def merged_failure(earlier: ExpectationFailure | None, later: ExpectationFailure):
+    """One expectation's failure over two chunks of a suite's rows, as if read at once:
+    the failing counts add up and the first LISTED_ROWS failing rows are listed, in read
+    order (the rows checked are added over every chunk, failed or not, by the caller)."""
+    if earlier is None:
+        return later
+    return ExpectationFailure(
+        expectation=earlier.expectation,
+        unexpected_count=added_counts(earlier.unexpected_count, later.unexpected_count),
+        element_count=added_counts(earlier.element_count, later.element_count),
+        rows=(earlier.rows + later.rows)[:LISTED_ROWS],
+        observed=earlier.observed,
+        what=earlier.what,
+    )
+
+
+def explained_rows(frame: pd.DataFrame, spec: SuiteSpec) -> dict[str, pd.DataFrame]:
+    """The rows each explainer may read: those where its column has a value."""
+    return {column: frame[frame[column].notna()] for column in spec.explainers}
 
 
 def is_warning(result) -> bool:
@@ -687,26 +717,53 @@ class GateRunner:
             )
 
     def run(
-        self, spec: SuiteSpec, scope: Window, frame: pd.DataFrame, narrowed_to: str = ""
+        self,
+        spec: SuiteSpec,
+        scope: Window,
+        frames: Iterable[pd.DataFrame],
+        narrowed_to: str = "",
     ) -> SuiteResult:
+        """The suite over its rows, read as one frame or as chunks (`spec.chunk_rows`)."""
         validation = self.validations[spec.name]
-        outcome = validation.run(
-            batch_parameters={"dataframe": frame},
-            result_format={
-                "result_format": "COMPLETE" if len(frame) <= 10_000 else "SUMMARY",
-                "partial_unexpected_count": LISTED_ROWS,
-                "unexpected_index_column_names": [*spec.id_columns, *spec.detail_columns],
-            },
-        )
-        failed = [result for result in outcome.results if not result.success]
+        row_count = 0
+        expectation_count = 0
+        failed: dict[int, tuple[bool, ExpectationFailure, str | None]] = {}
+        element_counts: dict[int, int | None] = {}
+        explained: dict[str, list[pd.DataFrame]] = {column: [] for column in spec.explainers}
+        for frame in frames:
+            outcome = validation.run(
+                batch_parameters={"dataframe": frame},
+                result_format={
+                    "result_format": "COMPLETE" if len(frame) <= 10_000 else "SUMMARY",
+                    "partial_unexpected_count": LISTED_ROWS,
+                    "unexpected_index_column_names": [*spec.id_columns, *spec.detail_columns],
+                },
+            )
+            row_count += len(frame)
+            expectation_count = len(outcome.results)
+            for position, result in enumerate(outcome.results):
+                elements = (result.result or {}).get("element_count")
+                element_counts[position] = added_counts(element_counts.get(position), elements)
+                if not result.success:
+                    earlier = failed.get(position, (False, None, None))[1]
+                    failure = merged_failure(earlier, failure_from_result(result, spec))
+                    column = result.expectation_config.kwargs.get("column")
+                    failed[position] = (is_warning(result), failure, column)
+            for column, rows in explained_rows(frame, spec).items():
+                explained[column].append(rows)
+        for position, (_, failure, column) in failed.items():
+            failure.element_count = element_counts[position]
+            if column in spec.explainers:
+                failure.notes = spec.explainers[column](pd.concat(explained[column]))
+        ordered = [failed[position][:2] for position in sorted(failed)]
         return SuiteResult(
             suite=spec.name,
             scope=scope,
             severity=spec.severity,
-            row_count=len(frame),
-            expectation_count=len(outcome.results),
-            failures=[failure_from_result(r, spec, frame) for r in failed if not is_warning(r)],
-            warnings=[failure_from_result(r, spec, frame) for r in failed if is_warning(r)],
+            row_count=row_count,
+            expectation_count=expectation_count,
+            failures=[failure for warning, failure in ordered if not warning],
+            warnings=[failure for warning, failure in ordered if warning],
             looked_for=spec.looked_for,
             narrowed_to=narrowed_to,
         )
@@ -739,6 +796,33 @@ def read_frame(
         return con.execute(sql, [scope.start, scope.end, *more]).df()
     except duckdb.CatalogException as error:
         raise QualityError(f"the warehouse has not been built yet: {error}") from error
+
+
+def read_chunks(
+    con: duckdb.DuckDBPyConnection, sql: str, scope: Window, more: tuple, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """A query's rows as DataFrames of about `chunk_rows` rows, streamed from DuckDB; the
+    first chunk always comes, empty or not, so an empty scope still reports its columns."""
+    try:
+        cursor = con.cursor().execute(sql, [scope.start, scope.end, *more])
+    except duckdb.CatalogException as error:
+        raise QualityError(f"the warehouse has not been built yet: {error}") from error
+    vectors = max(1, chunk_rows // duckdb.__standard_vector_size__)
+    chunk = cursor.fetch_df_chunk(vectors)
+    yield chunk
+    while len(chunk):
+        chunk = cursor.fetch_df_chunk(vectors)
+        if len(chunk):
+            yield chunk
+
+
+def suite_frames(
+    con: duckdb.DuckDBPyConnection, spec: SuiteSpec, query: tuple[str, tuple], scope: Window
+) -> Iterable[pd.DataFrame]:
+    sql, more = query
+    if spec.chunk_rows is None:
+        return [read_frame(con, sql, scope, more)]
+    return read_chunks(con, sql, scope, more, spec.chunk_rows)
 
 
 def data_range(warehouse: Path) -> Window:
@@ -776,7 +860,6 @@ def run_quality(
     runner = gate_runner()
     with connect_warehouse(warehouse) as con:
         queries = {spec.name: spec_query(spec, staged_after_batch) for spec in specs}
-        frames = {name: read_frame(con, sql, scope, more) for name, (sql, more) in queries.items()}
         anomalies = (
             read_frame(con, ANOMALIES_SQL, scope)
             if scope.kind != "period" and (suites is None or "anomalies" in suites)
@@ -787,14 +870,14 @@ def run_quality(
             if suites is None and scope.kind != "period"
             else {}
         )
-    results = [
-        runner.run(
-            spec,
-            scope,
-            frames[spec.name],
-            "rows routed since the last passed gate" if queries[spec.name][1] else "",
-        )
-        for spec in specs
-    ]
+        results = [
+            runner.run(
+                spec,
+                scope,
+                suite_frames(con, spec, queries[spec.name], scope),
+                "rows routed since the last passed gate" if queries[spec.name][1] else "",
+            )
+            for spec in specs
+        ]
     reconciliation = {key: int(value) for key, value in totals.items()}
     return QualityReport(results=results, anomalies=anomalies, reconciliation=reconciliation)

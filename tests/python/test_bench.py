@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 
-from billing.bench import compare_usage, reference_gaps, step_as_of, verdict_of
+from billing.bench import compare_usage, peak_rss_gb, reference_gaps, step_as_of, verdict_of
 from billing.sample.generate import CONTROL_PREFIX, FILE_PREFIX, GenerateOptions, generate
 from billing.settings import DEFAULT_SEEDS_DIR
 
@@ -93,3 +95,23 @@ def test_the_reference_refuses_a_rate_card_it_does_not_implement(tmp_path):
         encoding="utf-8",
     )
     assert reference_gaps(seeds) == ["enterprise_api_calls: charge model percentage"]
+
+
+def test_peak_memory_is_read_from_the_status_high_water_mark():
+    status = "Name:\tpython\nVmPeak:\t 9999999 kB\nVmHWM:\t 2097152 kB\nVmRSS:\t 1024 kB\n"
+    assert peak_rss_gb(status) == 2.0
+
+
+def test_a_step_does_not_report_the_memory_its_parent_held():
+    """ru_maxrss would: Linux hands the parent's resident size to the child at exec."""
+    held = bytearray(600 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])
+    child = subprocess.run(
+        [sys.executable, "-c", "from billing.bench import peak_rss_gb; print(peak_rss_gb())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert peak_rss_gb() > 0.55
+    assert float(child.stdout) < 0.4
+    del held

@@ -30,7 +30,17 @@ from conftest import copy_scenario, free_port, query
 
 from billing.alerts import alerts_from_report, raise_alerts, redact, redact_url, webhook_problem
 from billing.landing import ingest_files
-from billing.quality import QualityReport, data_range, run_quality
+from billing.quality import (
+    SUITES,
+    QualityReport,
+    connect_warehouse,
+    data_range,
+    gate_runner,
+    read_chunks,
+    read_frame,
+    run_quality,
+    spec_query,
+)
 from billing.rules.calendar import Window
 from billing.sample.generate import GenerateOptions
 from billing.settings import PROJECT_DIR, Settings
@@ -362,6 +372,45 @@ def test_a_quarantine_flood_names_its_quarantined_lines_share_and_reasons(floode
     assert alert.details[1] == note
     assert (len(receivers.posts), len(receivers.mails)) == (1, 1)
     assert receivers.posts[0]["text"] == f"[ERROR] {alert.summary}"
+
+
+def test_a_suite_read_in_chunks_reports_what_it_reports_read_at_once(flooded):
+    """The staged-events gate streams its rows (D62): the flood's 30 failing lines spread
+    over five chunks of seven still count 30 of the day's rows, list the same first 20 and
+    carry the same file note, assembled from the chunks that hold the file's lines."""
+    settings, _ = flooded
+    spec = next(spec for spec in SUITES if spec.name == "staged_events")
+    day = Window.day(date(2026, 10, 7))
+    with connect_warehouse(settings.warehouse) as con:
+        sql, more = spec_query(spec)
+        frame = read_frame(con, sql, day, more)
+    flood_rows = frame.index[frame["file_name"] == "events-flood.jsonl"]
+    start = flood_rows.min() + FLOOD_DUPLICATES - 3
+    pieces = [frame.iloc[:start]]
+    pieces += [frame.iloc[at : at + 7] for at in range(start, start + 35, 7)]
+    pieces.append(frame.iloc[start + 35 :])
+    assert sum(len(piece) for piece in pieces) == len(frame)
+    whole = gate_runner().run(spec, day, [frame])
+    chunked = gate_runner().run(spec, day, pieces)
+    assert chunked.row_count == whole.row_count == len(frame)
+    assert chunked.failures == whole.failures
+    (failure,) = chunked.failures
+    assert (failure.unexpected_count, len(failure.rows)) == (30, 20)
+    assert failure.notes == [
+        "events-flood.jsonl: 30 of 120 lines quarantined (25.0%, more than 5%); "
+        "reasons: unknown_customer 25, unknown_event_type 5"
+    ]
+
+
+def test_rows_are_streamed_in_chunks_and_an_empty_result_still_has_its_columns():
+    con = duckdb.connect()
+    con.execute("create table checks_rows as select range as n, 'x' as s from range(5000)")
+    sql = "select * from checks_rows where n >= $1 and n < $2 order by n"
+    chunks = list(read_chunks(con, sql, Window("daily", 0, 5000), (), 2048))
+    assert [len(chunk) for chunk in chunks] == [2048, 2048, 904]
+    assert pd.concat(chunks)["n"].tolist() == list(range(5000))
+    (empty,) = read_chunks(con, sql, Window("daily", 6000, 7000), (), 2048)
+    assert (len(empty), list(empty.columns)) == (0, ["n", "s"])
 
 
 def test_a_producer_count_that_does_not_match_fails_reconciliation(flooded, receivers):

@@ -19,6 +19,7 @@ DEMO_LAST_DAY := 2026-10-31
 UI_PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 BENCH_EVENTS ?= 1000000
+BENCH_MONTHS ?= 1
 # pytest workers (pytest-xdist): one per core of the 2-core machines this runs on.
 PYTEST_WORKERS ?= 2
 
@@ -65,8 +66,8 @@ format: setup ## ruff and sqlfluff, fixing what they can
 pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt builds)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-bench: setup ## full build, daily build, reference pipeline, side by side (BENCH_EVENTS=N)
-	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS)
+bench: setup ## full build, daily build, reference pipeline, side by side (BENCH_EVENTS=N a month, BENCH_MONTHS=M)
+	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS) --months $(BENCH_MONTHS)
 
 # The Dagster UI on 127.0.0.1. On a fresh clone it first lands the demo month's events and
 # runs the daily job over them (one run), so launching the monthly job for a closed month

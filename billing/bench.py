@@ -170,22 +170,23 @@ def in_subprocess(step: str, scratch: Path, as_of: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def step_as_of(step: str, first_month: date) -> str:
-    """The clock of each step: the month's last day dawns for the full build, and the daily
-    run sees that day's end, so the month stays open and its usage lines are the ones both
-    pipelines price (a closed month would turn the held-out day into next month's
-    late-usage adjustments)."""
-    last_day = add_months(first_month, 1) - timedelta(days=1)
+def step_as_of(step: str, first_month: date, months: int = 1) -> str:
+    """The clock of each step: the last month's last day dawns for the full build, and the
+    daily run sees that day's end, so the last month stays open and its usage lines are the
+    ones both pipelines price (a closed month would turn the held-out day into next month's
+    late-usage adjustments). Earlier months are closed: their invoices are finalized."""
+    last_day = add_months(first_month, months) - timedelta(days=1)
     clock = "00:00:00" if step in {"ingest", "build"} else "23:59:59"
     return f"{last_day.isoformat()}T{clock}Z"
 
 
-def table(rows: int, day_rows: int, steps: dict) -> list[str]:
+def table(rows: int, day_rows: int, steps: dict, months: int = 1) -> list[str]:
     """The printed table: seconds, lines/s, peak RSS, and the ratios the targets use."""
     reference = steps["reference"]["seconds"]
     full = steps["build"]["seconds"]
+    span = "a month" if months == 1 else f"{months} months"
     lines = [
-        f"benchmark: {rows:,} raw lines in a month ({day_rows:,} in its last day), 2 cores",
+        f"benchmark: {rows:,} raw lines in {span} ({day_rows:,} in its last day), 2 cores",
         f"  {'step':<12}{'seconds':>9}{'lines/s':>13}{'peak RSS':>10}  note",
     ]
     notes = {
@@ -214,7 +215,13 @@ def table(rows: int, day_rows: int, steps: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events per month")
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=1,
+        help="months of history before the daily run (the earlier ones closed and finalized)",
+    )
     parser.add_argument("--as-of", help=argparse.SUPPRESS)
     parser.add_argument(
         "--keep", action="store_true", help="keep the scratch warehouse and landing files"
@@ -227,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_step(args.step, args.scratch, args.as_of)))
         return 0
     scratch = Path(tempfile.mkdtemp(prefix="billing-bench-"))
-    options = GenerateOptions(events=args.events, months=1, held_out_days=1)
+    if args.months < 1:
+        parser.error("--months must be at least 1")
+    options = GenerateOptions(events=args.events * args.months, months=args.months, held_out_days=1)
     try:
         started = time.perf_counter()
         record = generate(
@@ -243,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             print("the reference pipeline cannot price this rate card: " + "; ".join(gaps))
             return 1
         for step in ("ingest", "build", "ingest_day", "daily", "rebuild", "reference", "quality"):
-            steps[step] = in_subprocess(step, scratch, step_as_of(step, options.first_month))
+            as_of = step_as_of(step, options.first_month, options.months)
+            steps[step] = in_subprocess(step, scratch, as_of)
         with duckdb.connect(str(scratch / "warehouse.duckdb"), read_only=True) as con:
             day_rows = con.execute(
                 "select count(*) from raw.raw_events where loaded_at = "
@@ -256,13 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
             shutil.rmtree(SEEDS_DIR, ignore_errors=True)
     rows = record["raw_rows"]
-    lines = table(rows, day_rows, steps)
+    lines = table(rows, day_rows, steps, options.months)
     print("\n" + "\n".join(lines))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    result = RESULTS_DIR / f"bench-{args.events}.json"
-    result.write_text(
-        json.dumps({"raw_lines": rows, "day_lines": day_rows, "steps": steps}, indent=2) + "\n"
-    )
+    suffix = "" if options.months == 1 else f"-{options.months}-months"
+    result = RESULTS_DIR / f"bench-{args.events}{suffix}.json"
+    summary = {"raw_lines": rows, "day_lines": day_rows, "months": options.months, "steps": steps}
+    result.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"  written to {result.relative_to(PROJECT_DIR)}")
     return 0 if verdict_of(steps["reference"]) == "agree" else 1
 

@@ -56,6 +56,9 @@ def test_the_full_build_runs_at_the_last_days_dawn_and_the_daily_run_at_its_end(
     assert step_as_of("build", date(2026, 9, 1)) == "2026-09-30T00:00:00Z"
     assert step_as_of("daily", date(2026, 9, 1)) == "2026-09-30T23:59:59Z"
     assert step_as_of("reference", date(2027, 2, 1)) == "2027-02-28T23:59:59Z"
+    # Six months of history: the sixth month's last day, the five before it closed.
+    assert step_as_of("build", date(2026, 9, 1), months=6) == "2027-02-28T00:00:00Z"
+    assert step_as_of("daily", date(2026, 9, 1), months=6) == "2027-02-28T23:59:59Z"
 
 
 def test_a_one_cent_difference_is_a_disagreement():

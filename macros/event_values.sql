@@ -163,6 +163,23 @@
 {%- endmacro %}
 
 {#
+    One hash of the subscription periods that have an invoice (draft or finalized): which
+    priced events reconciliation counts as billed. A new month changes it, and every
+    reconciliation key is counted again (DECISIONLOG D63).
+#}
+{% macro subscription_periods_hash() -%}
+    select md5(
+        coalesce((
+            select {{ rows_fingerprint(
+                ['subscription_id', 'billing_period_start'],
+                'subscription_id, billing_period_start'
+            ) }}
+            from {{ ref('int_subscriptions_prorated_to_periods') }}
+        ), '')
+    ) as subscription_periods_hash
+{%- endmacro %}
+
+{#
     An event's meter readings as one value (an aggregate over its rows of meter x reading),
     and back to one row per reading with its fields as columns: a list of structs in DuckDB. Engine-specific, so
     behind adapter.dispatch.

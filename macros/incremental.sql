@@ -99,3 +99,26 @@
     {%- endif -%}
     {{ return(none) }}
 {%- endmacro %}
+
+{#
+    A condition that keeps `column` within the first and last date `dates_sql` returns (a
+    query whose first column is a date), compiled in as literals so DuckDB skips the row
+    groups outside them before it joins (a semi join on a table of changed keys reads every
+    row: 1.0 s at 5 M events against 0.06 s, D63); `false` when there are no dates. Run when
+    the model compiles; `true` while dbt parses.
+#}
+{% macro within_dates_of(column, dates_sql) -%}
+    {%- if not execute -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set bounds = run_query(
+        'select min(changed_date), max(changed_date) from (' ~ dates_sql
+        ~ ') as changed (changed_date)'
+    ) -%}
+    {%- set first = bounds.columns[0].values()[0] -%}
+    {%- set last = bounds.columns[1].values()[0] -%}
+    {%- if first is none -%}
+        {{ return('false') }}
+    {%- endif -%}
+    {{ return(column ~ " between date '" ~ first ~ "' and date '" ~ last ~ "'") }}
+{%- endmacro %}

@@ -199,6 +199,11 @@ def staged_rows(warehouse: Path) -> dict:
             "select * exclude (routed_through_batch) "
             "from intermediate.int_usage_aggregated_to_days order by all",
         ),
+        "counted": query(
+            warehouse,
+            "select * exclude (routed_through_batch) "
+            "from intermediate.int_events_counted_to_days order by all",
+        ),
     }
 
 
@@ -247,6 +252,15 @@ def rows_written_since(warehouse: Path, batch: int) -> dict:
                 warehouse,
                 "select customer_id, event_date, meter_id "
                 "from intermediate.int_usage_aggregated_to_days where routed_through_batch > ?",
+                [batch],
+            )
+        },
+        "counted": {
+            (str(day), customer, kind)
+            for day, customer, kind in query(
+                warehouse,
+                "select reconciliation_date, customer_id, event_type "
+                "from intermediate.int_events_counted_to_days where routed_through_batch > ?",
                 [batch],
             )
         },
@@ -337,6 +351,7 @@ def batches(workspace, tmp_path_factory):
         "parsed_rows": parsed_rows(workspace.warehouse),
         "staged_rows": staged_rows(workspace.warehouse),
         "written": rows_written_since(workspace.warehouse, first["routed_batch"]),
+        "counted_keys": rows_written_since(workspace.warehouse, 0)["counted"],
         "invoices": invoice_totals(workspace.warehouse),
     }
     return {"first": first, "second": second, "before_second": before_second, "root": root}
@@ -390,6 +405,20 @@ def test_metering_and_pricing_touch_only_the_event_ids_a_batch_changed(batches):
     priced = {row[0] for row in batches["second"]["staged_rows"]["priced"]}
     assert written["priced"] == priced
     assert len(priced) == 14  # e1 e2 e3 e5 e7 to e11 (e4 withdrawn), f1 u1 g1 e12, e6
+    # The new subscription changes who is billed, so every reconciliation key is counted
+    # again (D63): the seven dated keys, and x1 (no readable timestamp) on its load day.
+    assert written["counted"] == batches["second"]["counted_keys"]
+    dated = {key for key in written["counted"] if key[0].startswith("2026-09")}
+    assert dated == {
+        ("2026-09-05", "c1", "api_call"),
+        ("2026-09-06", "c1", "api_call"),
+        ("2026-09-06", "c1", "storage"),
+        ("2026-09-06", "c2", "api_call"),
+        ("2026-09-12", "c1", "api_call"),
+        ("2026-09-15", "c1", "api_call"),
+        ("2026-09-16", "c1", "api_call"),
+    }
+    assert [key[1:] for key in written["counted"] - dated] == [("c2", "api_call")]
 
 
 # A third batch with the seeds unchanged: a new call, a reversal of a first-batch event, a
@@ -433,6 +462,13 @@ def test_with_the_seeds_unchanged_pricing_matches_only_the_changed_events(third_
         ("c1", "2026-09-05", "api_calls"),
         ("c1", "2026-09-17", "api_calls"),
         ("c1", "2026-09-17", "storage_gb"),
+    }
+    # Reconciliation counts (D63): the 17th's calls (n1, r8) and storage (g2), and the
+    # 5th's calls (e8 now reversed, e10's file withdrawn); the other days are kept.
+    assert third_batch["written"]["counted"] == {
+        ("2026-09-17", "c1", "api_call"),
+        ("2026-09-17", "c1", "storage"),
+        ("2026-09-05", "c1", "api_call"),
     }
     assert "e10" not in metered | priced
     assert metered == priced
@@ -495,6 +531,7 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
         "stg_events__usage_events",
         "int_events_metered",
         "int_events_priced",
+        "int_events_counted_to_days",
     ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):

@@ -43,6 +43,7 @@ EXPECTED_ASSETS = {
         "checks/chk_staged_events",
         "checks/chk_usage_anomalies",
         "intermediate/int_billing_periods",
+        "intermediate/int_events_counted_to_days",
         "intermediate/int_events_metered",
         "intermediate/int_events_priced",
         "intermediate/int_subscriptions_prorated_to_periods",

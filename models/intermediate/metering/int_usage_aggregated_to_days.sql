@@ -17,12 +17,8 @@
 ) }}
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
-
-with
 {%- if routed_up_to is not none %}
-
-days_changed as (
-
+    {%- set days_changed_sql %}
     select
         customer_id,
         event_date
@@ -37,6 +33,15 @@ days_changed as (
         event_date
     from {{ ref('int_events_metered') }}
     where routed_through_batch > {{ routed_up_to }}
+    {%- endset %}
+{%- endif %}
+
+with
+{%- if routed_up_to is not none %}
+
+days_changed as (
+
+    {{ days_changed_sql }}
 
 ),
 {%- endif %}
@@ -52,6 +57,9 @@ events_metered as (
     select * from {{ ref('int_events_metered') }}
     where reversed_by_event_id is null
     {%- if routed_up_to is not none %}
+        and {{ within_dates_of(
+            'event_date', 'select event_date from (' ~ days_changed_sql ~ ') as days'
+        ) }}
         and (customer_id, event_date) in (
             select days_changed.customer_id, days_changed.event_date from days_changed
         )

@@ -172,6 +172,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
     }
     assert groups["metering"] == {
         "int_billing_periods",
+        "int_events_counted_to_days",
         "int_events_metered",
         "int_events_priced",
         "int_subscriptions_prorated_to_periods",

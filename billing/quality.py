@@ -667,13 +667,14 @@ def added_counts(first: int | None, second: int | None) -> int | None:
 def merged_failure(earlier: ExpectationFailure | None, later: ExpectationFailure):
     """One expectation's failure over two chunks of a suite's rows, as if read at once:
     the failing counts add up and the first LISTED_ROWS failing rows are listed, in read
-    order (the rows checked are added over every chunk, failed or not, by the caller)."""
+    order. The rows checked are counted over every chunk, failed or not, by the caller,
+    which sets them on the merged failure."""
     if earlier is None:
         return later
     return ExpectationFailure(
         expectation=earlier.expectation,
         unexpected_count=added_counts(earlier.unexpected_count, later.unexpected_count),
-        element_count=added_counts(earlier.element_count, later.element_count),
+        element_count=earlier.element_count,
         rows=(earlier.rows + later.rows)[:LISTED_ROWS],
         observed=earlier.observed,
         what=earlier.what,

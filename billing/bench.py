@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,7 @@ from billing.rules.calendar import add_months
 from billing.sample.generate import GenerateOptions, generate
 from billing.seeds import read_seed
 from billing.settings import PROJECT_DIR, Settings, quiet_environment
+from billing.warehouse.build import phase_times
 
 REFERENCE_SQL = PROJECT_DIR / "bench" / "reference.sql"
 RESULTS_DIR = PROJECT_DIR / "target" / "bench"
@@ -126,7 +128,13 @@ def run_step(step: str, scratch: Path, as_of: str) -> dict:
         folder = settings.landing_dir if step == "ingest" else scratch / HELD_OUT
         ingest_files(settings.warehouse, [folder], folder)
     elif step in {"build", "daily", "rebuild"}:
-        build(settings, parse_as_of(as_of))
+        outcome = build(settings, parse_as_of(as_of))
+        extra = {
+            "phases": outcome.seconds,
+            "slowest_nodes": slowest_nodes(
+                (result.node.unique_id, result.execution_time) for result in outcome.results
+            ),
+        }
     elif step == "reference":
         with duckdb.connect(str(settings.warehouse), read_only=True) as con:
             sql = reference_sql(SEEDS_DIR, as_of, FUTURE_TOLERANCE_MINUTES)
@@ -140,6 +148,16 @@ def run_step(step: str, scratch: Path, as_of: str) -> dict:
     else:
         raise ValueError(f"unknown step {step}")
     return {"seconds": time.perf_counter() - started, "peak_rss_gb": peak_rss_gb(), **extra}
+
+
+def slowest_nodes(timings: Iterable[tuple[str, float]], count: int = 10) -> list[list]:
+    """The dbt nodes that took longest, `[unique_id, seconds]`, slowest first.
+
+    A step's seconds alone do not say what to make faster; its largest nodes do, and the
+    JSON result keeps them beside the figures they explain.
+    """
+    ranked = sorted(timings, key=lambda timing: (-timing[1], timing[0]))
+    return [[unique_id, round(seconds, 2)] for unique_id, seconds in ranked[:count]]
 
 
 def peak_rss_gb(status: str | None = None) -> float:
@@ -197,9 +215,12 @@ def table(rows: int, day_rows: int, steps: dict, months: int = 1) -> list[str]:
     }
     for step, figures in steps.items():
         counted = day_rows if step in {"ingest_day", "daily"} else rows
+        note = "; ".join(
+            part for part in (notes.get(step, ""), phase_times(figures.get("phases", {}))) if part
+        )
         lines.append(
             f"  {step:<12}{figures['seconds']:>9.1f}{counted / figures['seconds']:>13,.0f}"
-            f"{figures['peak_rss_gb']:>8.2f}GB  {notes.get(step, '')}"
+            f"{figures['peak_rss_gb']:>8.2f}GB  {note}"
         )
     compared = steps["reference"]
     verdict = {"agree": "agree", "disagree": "DISAGREE", "empty": "FOUND NO USAGE"}[

@@ -160,7 +160,7 @@ def command_void(args: argparse.Namespace) -> None:
 
 
 def command_build(args: argparse.Namespace) -> None:
-    from billing.warehouse.build import build, parse_as_of
+    from billing.warehouse.build import build, parse_as_of, phase_times
     from billing.warehouse.dbt import BuildError
     from billing.warehouse.publish import connect_published
     from billing.warehouse.summary import routing_summary
@@ -190,7 +190,8 @@ def command_build(args: argparse.Namespace) -> None:
     except BuildError as error:
         raise UserError(str(error)) from error
     print(
-        f"\nbuild passed in {elapsed:.1f}s (as_of {as_of})\n{summary}\n"
+        f"\nbuild passed in {elapsed:.1f}s (as_of {as_of}; {phase_times(outcome.seconds)})\n"
+        f"{summary}\n"
         f"  {outcome.gates}\n"
         f"  {outcome.finalized.describe()}\n"
         f"  warehouse: {settings.warehouse}\n"

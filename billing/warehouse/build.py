@@ -8,8 +8,9 @@ Dagster monthly job run the same steps (`check_gates`, `finalize_ledger`, `publi
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
@@ -37,12 +38,14 @@ def parse_as_of(text: str | None, now: datetime | None = None) -> str:
 
 @dataclass
 class BuildOutcome:
-    """What a build did, for the CLI summary."""
+    """What a build did, for the CLI summary; `seconds` is each phase's wall time, so a slow
+    build shows whether dbt, the gates, the ledger or publish took it (`make bench`)."""
 
     results: list
     finalized: FinalizeResult | None = None
     gates: str = ""
     published: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build(
@@ -66,21 +69,39 @@ def build(
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    seconds: dict[str, float] = {}
+    mark = time.perf_counter()
     results = run_dbt(args, settings, verbose=verbose)
+    mark = _lap(seconds, "dbt", mark)
     if not results:
         raise BuildError(
             f"dbt selected nothing for --select {select!r}: no model, seed or test was built"
             if select
             else "dbt built nothing: the project has no nodes"
         )
-    outcome = BuildOutcome(results=results)
+    outcome = BuildOutcome(results=results, seconds=seconds)
     if select:
         return outcome
     outcome.gates = check_gates(settings)
+    mark = _lap(seconds, "gates", mark)
     outcome.finalized = finalize_ledger(settings, build_id)
+    mark = _lap(seconds, "ledger", mark)
     publish(settings)
+    _lap(seconds, "publish", mark)
     outcome.published = True
     return outcome
+
+
+def _lap(seconds: dict[str, float], phase: str, since: float) -> float:
+    """Record the wall time of `phase` since `since`; the mark the next phase starts from."""
+    now = time.perf_counter()
+    seconds[phase] = now - since
+    return now
+
+
+def phase_times(seconds: dict[str, float]) -> str:
+    """`dbt 41.2s, gates 6.0s, ...`: where a build's time went, in the order it was spent."""
+    return ", ".join(f"{phase} {spent:.1f}s" for phase, spent in seconds.items())
 
 
 def check_gates(settings: Settings) -> str:

@@ -10,7 +10,15 @@ import sys
 from datetime import date
 from decimal import Decimal
 
-from billing.bench import compare_usage, peak_rss_gb, reference_gaps, step_as_of, verdict_of
+from billing.bench import (
+    compare_usage,
+    peak_rss_gb,
+    reference_gaps,
+    slowest_nodes,
+    step_as_of,
+    table,
+    verdict_of,
+)
 from billing.sample.generate import CONTROL_PREFIX, FILE_PREFIX, GenerateOptions, generate
 from billing.settings import DEFAULT_SEEDS_DIR
 
@@ -118,3 +126,27 @@ def test_a_step_does_not_report_the_memory_its_parent_held():
     assert peak_rss_gb() > 0.55
     assert float(child.stdout) < 0.4
     del held
+
+
+def test_the_slowest_nodes_come_first_and_ties_by_name():
+    timings = [("model.a", 1.004), ("test.b", 7.5), ("model.c", 7.5), ("seed.d", 0.2)]
+    assert slowest_nodes(timings, count=3) == [["model.c", 7.5], ["test.b", 7.5], ["model.a", 1.0]]
+    assert slowest_nodes([]) == []
+
+
+def test_the_table_shows_where_each_build_spent_its_time():
+    figures = {"seconds": 10.0, "peak_rss_gb": 1.0}
+    reference = {**figures, "seconds": 2.0, "usage_lines": 3, "differing_lines": 0}
+    reference |= {"project_total": "9.00", "reference_total": "9.00"}
+    steps = {
+        "build": {**figures, "phases": {"dbt": 8.04, "gates": 1.5, "ledger": 0.06, "publish": 0.4}},
+        "daily": {**figures, "seconds": 1.0, "phases": {"dbt": 0.7, "gates": 0.3}},
+        "reference": reference,
+    }
+    lines = table(1_000, 100, steps)
+    assert lines[2].endswith("5.0x the reference; dbt 8.0s, gates 1.5s, ledger 0.1s, publish 0.4s")
+    assert lines[3].endswith("10% of the full build; dbt 0.7s, gates 0.3s")
+    assert lines[4].endswith("bench/reference.sql")
+    assert lines[5] == (
+        "  usage lines: project and reference agree on 3 lines (0 differ; totals 9.00 / 9.00)"
+    )

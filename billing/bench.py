@@ -181,11 +181,22 @@ def in_subprocess(step: str, scratch: Path, as_of: str) -> dict:
     command = [sys.executable, "-m", "billing.bench", "--step", step, "--scratch", str(scratch)]
     completed = subprocess.run(
         [*command, "--as-of", as_of],
-        check=True,
+        check=False,
         stdout=subprocess.PIPE,
         text=True,
     )
+    if completed.returncode != 0:
+        raise StepFailed(step, completed.returncode, completed.stdout)
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+class StepFailed(Exception):
+    """A bench step exited non-zero. Its output (dbt's log, which says which node failed
+    and why) is kept, so the bench can show it instead of a bare exit status."""
+
+    def __init__(self, step: str, returncode: int, output: str) -> None:
+        tail = "\n".join(output.strip().splitlines()[-40:])
+        super().__init__(f"bench step {step} failed (exit {returncode}); its last output:\n{tail}")
 
 
 def step_as_of(step: str, first_month: date, months: int = 1) -> str:
@@ -280,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                 "select count(*) from raw.raw_events where loaded_at = "
                 "(select max(loaded_at) from raw.landed_files)"
             ).fetchone()[0]
+    except StepFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
     finally:
         if args.keep:
             print(f"scratch kept in {scratch}; its seeds in {SEEDS_DIR}")

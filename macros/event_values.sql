@@ -180,26 +180,42 @@
 {%- endmacro %}
 
 {#
-    An event's meter readings as one value (an aggregate over its rows of meter x reading),
-    and back to one row per reading with its fields as columns: a list of structs in DuckDB. Engine-specific, so
-    behind adapter.dispatch.
+    Lists, engine by engine (behind adapter.dispatch): the rows of a group as one list of
+    structs (`collect_structs`), a list mapped element by element (`transform_list`), and
+    whether a condition holds for any element (`any_in_list`: null for a null list, and
+    nulls ignored, as bool_or over rows). Each row's meter readings are such a list, read
+    row by row (DECISIONLOG D65), and back to one row per reading with its fields as columns
+    (`explode_meter_readings`).
 #}
-{% macro collect_meter_readings(meter_id, dimension_value, value_text, value_number) -%}
-    {{ return(adapter.dispatch('collect_meter_readings', 'billing')(
-        meter_id, dimension_value, value_text, value_number
-    )) }}
+{% macro collect_structs(columns, order_by) -%}
+    {{ return(adapter.dispatch('collect_structs', 'billing')(columns, order_by)) }}
 {%- endmacro %}
 
-{% macro default__collect_meter_readings(meter_id, dimension_value, value_text, value_number) -%}
+{% macro default__collect_structs(columns, order_by) -%}
     list(
         {
-            'meter_id': {{ meter_id }},
-            'dimension_value': {{ dimension_value }},
-            'value_text': {{ value_text }},
-            'value_number': {{ value_number }}
+            {%- for column in columns %}
+            '{{ column }}': {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
         }
-        order by {{ meter_id }}
+        order by {{ order_by }}
     )
+{%- endmacro %}
+
+{% macro transform_list(list, element, expression) -%}
+    {{ return(adapter.dispatch('transform_list', 'billing')(list, element, expression)) }}
+{%- endmacro %}
+
+{% macro default__transform_list(list, element, expression) -%}
+    list_transform({{ list }}, lambda {{ element }}: {{ expression }})
+{%- endmacro %}
+
+{% macro any_in_list(list, element, condition) -%}
+    {{ return(adapter.dispatch('any_in_list', 'billing')(list, element, condition)) }}
+{%- endmacro %}
+
+{% macro default__any_in_list(list, element, condition) -%}
+    list_aggregate({{ transform_list(list, element, condition) }}, 'bool_or')
 {%- endmacro %}
 
 {% macro explode_meter_readings(readings) -%}

@@ -86,6 +86,51 @@
     where routed_batch > {{ routed_up_to }} and reverses_event_id is not null
 {%- endmacro %}
 
+{#
+    The customer x billing period keys a batch touched since routed batch `routed_up_to`: the
+    month of every routed row written since (a changed id's old month and its new one, a
+    withdrawn event's month) and the period of every row of `events` (a model stamped with
+    `routed_through_batch`) rewritten since, which brings the event a new reversal cancels
+    in its own month. The period models recompute exactly these keys (DECISIONLOG D64).
+#}
+{% macro periods_routed_since(routed_up_to, events) -%}
+    select
+        customer_id,
+        cast(date_trunc('month', event_date) as date) as billing_period_start
+    from {{ ref('stg_events__routed_events') }}
+    where
+        routed_batch > {{ routed_up_to }}
+        and customer_id is not null
+        and event_date is not null
+    union
+    select
+        customer_id,
+        billing_period_start
+    from {{ events }}
+    where routed_through_batch > {{ routed_up_to }}
+{%- endmacro %}
+
+{#
+    The rows that delete the keys a batch touched and left empty: each key of `changed`
+    that `recomputed` has no row for, with the batch of `batches` (a one-row relation of
+    `routed_through_batch`) and every other column null. A model appends them to its
+    recomputed rows with `union all by name`; `replace_keys` deletes their keys and
+    inserts nothing for them (its `meta.tombstone_when` is true on them).
+#}
+{% macro tombstones(changed, recomputed, key_columns, batches='routed_through') -%}
+    select
+        {%- for column in key_columns %}
+        {{ changed }}.{{ column }},
+        {%- endfor %}
+        {{ batches }}.routed_through_batch
+    from {{ changed }}
+    cross join {{ batches }}
+    where ({{ changed }}.{{ key_columns | join(', ' ~ changed ~ '.') }}) not in (
+        select {{ recomputed }}.{{ key_columns | join(', ' ~ recomputed ~ '.') }}
+        from {{ recomputed }}
+    )
+{%- endmacro %}
+
 {# The largest routed batch: what a model built now has taken of routing. #}
 {% macro routed_through_batch() -%}
     select coalesce(max(routed_batch), 0) as routed_through_batch

@@ -46,6 +46,19 @@ meter_rules as (
 
 ),
 
+meters_by_event_type as (
+
+    {# The meters of each event type as one list, in meter order: what each row reads. #}
+    select
+        event_type,
+        {{ collect_structs(
+            ['meter_id', 'aggregation', 'group_by_property', 'value_property'], 'meter_id'
+        ) }} as meters_of_type
+    from meters
+    group by event_type
+
+),
+
 {%- if last_parsed_file_id is not none %}
 
 rows_to_judge_again as (
@@ -220,41 +233,48 @@ keys_checked as (
 
 ),
 
-meter_readings as (
+readings_read as (
 
-    {# One row per event and meter of its type: the meter's dimension value and the value
-       it reads, as exact text and as a number. A reversal's properties are ignored
-       (architecture §6.5), so reversals are not read. The row keeps these readings
-       (`meter_readings`), so metering never parses the JSON again (DECISIONLOG D57). #}
+    {# Each event's readings, one per meter of its type: the meter's dimension value and the
+       value it reads, as exact text. A reversal's properties are ignored (architecture
+       §6.5), so reversals are not read. Read row by row from the list of its type's meters
+       (no join to meters and group back by line: that aggregate held every row's readings
+       in memory and ran out of it at 6 M lines, DECISIONLOG D65). #}
     select
-        keys_checked.file_id,
-        keys_checked.line_number,
-        meters.meter_id,
-        meters.aggregation,
-        meters.value_property is not null as reads_value,
-        meters.value_property is not null and meters.aggregation != 'unique_count'
-            as reads_number,
+        keys_checked.*,
         case
-            when meters.group_by_property is not null
-                then
-                    json_extract_string(
-                        keys_checked.properties, '$."' || meters.group_by_property || '"'
-                    )
-        end as dimension_value,
-        case
-            when meters.value_property is not null
-                then
-                    json_extract_string(
-                        keys_checked.properties, '$."' || meters.value_property || '"'
-                    )
-        end as value_text
+            when
+                keys_checked.reverses_event_id is null
+                and keys_checked.is_json_object
+                and json_type(keys_checked.properties) = 'OBJECT'
+                then {{ transform_list(
+                    'meters_by_event_type.meters_of_type',
+                    'meter',
+                    "{
+                        'meter_id': meter.meter_id,
+                        'reads_value': meter.value_property is not null,
+                        'reads_number': meter.value_property is not null
+                            and meter.aggregation != 'unique_count',
+                        'dimension_value': case
+                            when meter.group_by_property is not null
+                                then json_extract_string(
+                                    keys_checked.properties,
+                                    '$.\"' || meter.group_by_property || '\"'
+                                )
+                        end,
+                        'value_text': case
+                            when meter.value_property is not null
+                                then json_extract_string(
+                                    keys_checked.properties,
+                                    '$.\"' || meter.value_property || '\"'
+                                )
+                        end
+                    }"
+                ) }}
+        end as readings
     from keys_checked
-    inner join meters
-        on keys_checked.event_type = meters.event_type
-    where
-        keys_checked.reverses_event_id is null
-        and keys_checked.is_json_object
-        and json_type(keys_checked.properties) = 'OBJECT'
+    left join meters_by_event_type
+        on keys_checked.event_type = meters_by_event_type.event_type
 
 ),
 
@@ -263,30 +283,39 @@ value_checks as (
     {# The value must be there, and numeric unless the meter counts distinct values; a
        numeric value must lie in the supported range (|value| < 10^15: DECISIONLOG D39), so
        nothing downstream can overflow. One with more than 9 decimal places is read
-       rounded to 9 (half away from zero), and flagged. #}
+       rounded to 9 (half away from zero), and flagged. The row keeps its readings
+       (`meter_readings`), so metering never parses the JSON again (DECISIONLOG D57). #}
     select
-        file_id,
-        line_number,
-        bool_or(reads_value and value_text is null) as is_missing_value,
-        bool_or(reads_number and not {{ is_numeric_text('value_text') }}) as is_non_numeric_value,
-        bool_or(
-            reads_number
-            and {{ is_numeric_text('value_text') }}
-            and not {{ is_in_supported_range('value_text') }}
-        ) as is_out_of_range_value,
-        bool_or(
-            reads_number
-            and {{ is_numeric_text('value_text') }}
-            and {{ decimal_places_needed('value_text') }} > 9
-        ) as has_rounded_value,
-        {{ collect_meter_readings(
-            'meter_id',
-            'dimension_value',
-            'value_text',
-            'case when reads_number then ' ~ exact_decimal('value_text') ~ ' end'
+        *,
+        {{ any_in_list(
+            'readings', 'reading', 'reading.reads_value and reading.value_text is null'
+        ) }} as is_missing_value,
+        {{ any_in_list(
+            'readings', 'reading',
+            'reading.reads_number and not ' ~ is_numeric_text('reading.value_text')
+        ) }} as is_non_numeric_value,
+        {{ any_in_list(
+            'readings', 'reading',
+            'reading.reads_number and ' ~ is_numeric_text('reading.value_text')
+            ~ ' and not ' ~ is_in_supported_range('reading.value_text')
+        ) }} as is_out_of_range_value,
+        {{ any_in_list(
+            'readings', 'reading',
+            'reading.reads_number and ' ~ is_numeric_text('reading.value_text')
+            ~ ' and ' ~ decimal_places_needed('reading.value_text') ~ ' > 9'
+        ) }} as reads_rounded_value,
+        {{ transform_list(
+            'readings',
+            'reading',
+            "{
+                'meter_id': reading.meter_id,
+                'dimension_value': reading.dimension_value,
+                'value_text': reading.value_text,
+                'value_number': case when reading.reads_number then "
+            ~ exact_decimal('reading.value_text') ~ " end
+            }"
         ) }} as meter_readings
-    from meter_readings
-    group by file_id, line_number
+    from readings_read
 
 ),
 
@@ -307,7 +336,7 @@ parse_checked as (
             when timestamp_text is null then 'missing_timestamp'
             when event_at is null then 'invalid_timestamp'
         end as parse_problem
-    from keys_checked
+    from value_checks
 
 ),
 
@@ -323,21 +352,16 @@ validated as (
             when customers.customer_id is null then 'unknown_customer'
             when meter_rules.event_type is null then 'unknown_event_type'
             when json_type(parse_checked.properties) != 'OBJECT' then 'invalid_properties'
-            when value_checks.is_missing_value then 'missing_value'
-            when value_checks.is_non_numeric_value then 'non_numeric_value'
-            when value_checks.is_out_of_range_value then 'value_out_of_range'
+            when parse_checked.is_missing_value then 'missing_value'
+            when parse_checked.is_non_numeric_value then 'non_numeric_value'
+            when parse_checked.is_out_of_range_value then 'value_out_of_range'
         end as quarantine_reason,
-        coalesce(value_checks.has_rounded_value, false) as has_rounded_value,
-        value_checks.meter_readings
+        coalesce(parse_checked.reads_rounded_value, false) as has_rounded_value
     from parse_checked
     left join customers
         on parse_checked.customer_id = customers.customer_id
     left join meter_rules
         on parse_checked.event_type = meter_rules.event_type
-    left join value_checks
-        on
-            parse_checked.file_id = value_checks.file_id
-            and parse_checked.line_number = value_checks.line_number
 
 ),
 

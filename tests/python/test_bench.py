@@ -10,8 +10,12 @@ import sys
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from billing.bench import (
+    StepFailed,
     compare_usage,
+    in_subprocess,
     peak_rss_gb,
     reference_gaps,
     slowest_nodes,
@@ -150,3 +154,8 @@ def test_the_table_shows_where_each_build_spent_its_time():
     assert lines[5] == (
         "  usage lines: project and reference agree on 3 lines (0 differ; totals 9.00 / 9.00)"
     )
+
+
+def test_a_failed_step_says_which_and_shows_its_output(tmp_path):
+    with pytest.raises(StepFailed, match=r"^bench step nonsense failed \(exit 1\)"):
+        in_subprocess("nonsense", tmp_path, "2026-09-30T00:00:00Z")

@@ -7,8 +7,9 @@ build did not know, a later `as_of` that makes a future-dated event of the first
 current, and two first-batch files withdrawn, one of them resent. Every row must end where
 one build over all the files would put it; a line no change touches is not parsed again;
 routing and usage events are rewritten only for the event ids a batch changed (DECISIONLOG
-D58), and metering, pricing and daily usage only for those ids and their days (D61, with a
-third build whose seeds do not change); and a full refresh of every model, or a build
+D58), metering, pricing and daily usage only for those ids and their days (D61, with a
+third build whose seeds do not change), and period usage only for their customer months
+(D64); and a full refresh of every model, or a build
 killed after any of several models and run again, gives the same marts row for row.
 """
 
@@ -204,6 +205,16 @@ def staged_rows(warehouse: Path) -> dict:
             "select * exclude (routed_through_batch) "
             "from intermediate.int_events_counted_to_days order by all",
         ),
+        "periods": query(
+            warehouse,
+            "select * exclude (routed_through_batch) "
+            "from intermediate.int_usage_aggregated_to_periods order by all",
+        ),
+        "charges": query(
+            warehouse,
+            "select * exclude (routed_through_batch) "
+            "from intermediate.int_usage_aggregated_to_charges order by all",
+        ),
     }
 
 
@@ -263,6 +274,21 @@ def rows_written_since(warehouse: Path, batch: int) -> dict:
                 "from intermediate.int_events_counted_to_days where routed_through_batch > ?",
                 [batch],
             )
+        },
+        **{
+            name: {
+                (customer, str(period), meter_or_charge)
+                for customer, period, meter_or_charge in query(
+                    warehouse,
+                    f"select customer_id, billing_period_start, {column} "
+                    f"from intermediate.{model} where routed_through_batch > ?",
+                    [batch],
+                )
+            }
+            for name, model, column in [
+                ("periods", "int_usage_aggregated_to_periods", "meter_id"),
+                ("charges", "int_usage_aggregated_to_charges", "charge_id"),
+            ]
         },
     }
 
@@ -419,6 +445,17 @@ def test_metering_and_pricing_touch_only_the_event_ids_a_batch_changed(batches):
         ("2026-09-16", "c1", "api_call"),
     }
     assert [key[1:] for key in written["counted"] - dated] == [("c2", "api_call")]
+    # Both customers' September changed (D64): every period and every charge recomputed.
+    assert written["periods"] == {
+        ("c1", "2026-09-01", "api_calls"),
+        ("c1", "2026-09-01", "storage_gb"),
+        ("c2", "2026-09-01", "api_calls"),
+    }
+    assert written["charges"] == {
+        ("c1", "2026-09-01", "ch_calls"),
+        ("c1", "2026-09-01", "ch_gb"),
+        ("c2", "2026-09-01", "ch_calls"),
+    }
 
 
 # A third batch with the seeds unchanged: a new call, a reversal of a first-batch event, a
@@ -470,6 +507,17 @@ def test_with_the_seeds_unchanged_pricing_matches_only_the_changed_events(third_
         ("2026-09-17", "c1", "storage"),
         ("2026-09-05", "c1", "api_call"),
     }
+    # Periods (D64): only c1's September, from all its events; c2's is kept as it was.
+    assert third_batch["written"]["periods"] == {
+        ("c1", "2026-09-01", "api_calls"),
+        ("c1", "2026-09-01", "storage_gb"),
+    }
+    assert third_batch["written"]["charges"] == {
+        ("c1", "2026-09-01", "ch_calls"),
+        ("c1", "2026-09-01", "ch_gb"),
+    }
+    kept = {(row[1], str(row[3]), row[4]) for row in third_batch["staged_rows"]["charges"]}
+    assert ("c2", "2026-09-01", "ch_calls") in kept
     assert "e10" not in metered | priced
     assert metered == priced
     assert len(priced) == 15  # the second batch's 14, n1 and g2 in, e10 out
@@ -532,6 +580,8 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
         "int_events_metered",
         "int_events_priced",
         "int_events_counted_to_days",
+        "int_usage_aggregated_to_periods",
+        "int_usage_aggregated_to_charges",
     ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):

@@ -101,6 +101,7 @@ EXPECTED_ASSETS = {
         "intermediate/int_invoices_finalizing",
         "intermediate/int_invoices_voided",
         "intermediate/int_subscription_periods_billed",
+        "intermediate/int_usage_aggregated_to_charges",
         "intermediate/int_usage_aggregated_to_periods",
         "intermediate/int_usage_lines_rounded",
         "ledger/finalization",

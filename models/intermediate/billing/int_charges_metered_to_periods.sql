@@ -1,8 +1,7 @@
 {#
-    The quantity of every charge of every active subscription in every period: priced events
-    (int_events_priced) aggregated with the meter's aggregation and transformed per
-    architecture §6.2. Charges without usage get quantity 0, so every charge of the rate card
-    reaches the invoice.
+    The quantity of every charge of every active subscription in every period: the usage per
+    charge (int_usage_aggregated_to_charges) transformed per architecture §6.2. Charges
+    without usage get quantity 0, so every charge of the rate card reaches the invoice.
 
     Two scenarios: `current` counts every accepted, unreversed event; for periods already
     billed on a finalized invoice, `billed` counts only what that invoice saw (events and
@@ -11,40 +10,15 @@
 #}
 with
 
-events_priced as (
+usage_per_charge as (
 
-    select * from {{ ref('int_events_priced') }}
+    select * from {{ ref('int_usage_aggregated_to_charges') }}
 
 ),
 
 periods_billed as (
 
     select * from {{ ref('int_invoice_periods_billed') }}
-
-),
-
-events_in_scenarios as (
-
-    select
-        *,
-        'current' as scenario
-    from events_priced
-    where reversed_by_event_id is null
-    union all
-    select
-        events_priced.*,
-        'billed' as scenario
-    from events_priced
-    inner join periods_billed
-        on
-            events_priced.customer_id = periods_billed.customer_id
-            and events_priced.billing_period_start = periods_billed.billing_period_start
-    where
-        events_priced.file_id <= periods_billed.billed_through_file_id
-        and (
-            events_priced.reversed_by_event_id is null
-            or events_priced.reversal_file_id > periods_billed.billed_through_file_id
-        )
 
 ),
 
@@ -63,15 +37,6 @@ plan_charges as (
 meters as (
 
     select * from {{ ref('meters') }}
-
-),
-
-usage_per_charge as (
-
-    {{ aggregate_meters(
-        'events_in_scenarios',
-        ['scenario', 'subscription_id', 'billing_period_start', 'charge_id']
-    ) }}
 
 ),
 

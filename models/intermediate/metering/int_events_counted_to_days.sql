@@ -261,21 +261,7 @@ events_counted_with_batches as (
     {%- if routed_up_to is not none %}
         union all by name
         {# The touched keys with no row left: deleted by the replace_keys strategy. #}
-        select
-            keys_changed.reconciliation_date,
-            keys_changed.customer_id,
-            keys_changed.event_type,
-            routed_through.routed_through_batch
-        from keys_changed
-        cross join routed_through
-        where (keys_changed.reconciliation_date, keys_changed.customer_id, keys_changed.event_type)
-            not in (
-                select
-                    events_counted.reconciliation_date,
-                    events_counted.customer_id,
-                    events_counted.event_type
-                from events_counted
-            )
+        {{ tombstones('keys_changed', 'events_counted', ['reconciliation_date', 'customer_id', 'event_type']) }}
     {%- endif %}
 
 )

@@ -87,15 +87,7 @@ usage_per_day_with_batches as (
     {%- if routed_up_to is not none %}
         union all by name
         {# The touched days with no usage left: deleted by the replace_keys strategy. #}
-        select
-            days_changed.customer_id,
-            days_changed.event_date,
-            routed_through.routed_through_batch
-        from days_changed
-        cross join routed_through
-        where (days_changed.customer_id, days_changed.event_date) not in (
-            select usage_per_day.customer_id, usage_per_day.event_date from usage_per_day
-        )
+        {{ tombstones('days_changed', 'usage_per_day', ['customer_id', 'event_date']) }}
     {%- endif %}
 
 )

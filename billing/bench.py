@@ -199,6 +199,17 @@ class StepFailed(Exception):
         super().__init__(f"bench step {step} failed (exit {returncode}); its last output:\n{tail}")
 
 
+def history_start(last_month: date, months: int) -> date:
+    """The first month of `months` months of history that end with `last_month`.
+
+    Every run ends in the same month, the generator's default (a month before today),
+    however long its history: ingest stamps files with the wall clock, and a history that
+    ran past today would date its last months' events after their files were loaded, which
+    the staged-events gate rightly fails.
+    """
+    return add_months(last_month, 1 - months)
+
+
 def step_as_of(step: str, first_month: date, months: int = 1) -> str:
     """The clock of each step: the last month's last day dawns for the full build, and the
     daily run sees that day's end, so the last month stays open and its usage lines are the
@@ -268,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="billing-bench-"))
     if args.months < 1:
         parser.error("--months must be at least 1")
-    options = GenerateOptions(events=args.events * args.months, months=args.months, held_out_days=1)
+    options = GenerateOptions(
+        events=args.events * args.months,
+        months=args.months,
+        held_out_days=1,
+        first_month=history_start(GenerateOptions.first_month, args.months),
+    )
     try:
         started = time.perf_counter()
         record = generate(

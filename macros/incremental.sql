@@ -87,16 +87,28 @@
 {%- endmacro %}
 
 {#
-    The customer x billing period keys a batch touched since routed batch `routed_up_to`: the
-    month of every routed row written since (a changed id's old month and its new one, a
-    withdrawn event's month) and the period of every row of `events` (a model stamped with
-    `routed_through_batch`) rewritten since, which brings the event a new reversal cancels
-    in its own month. The period models recompute exactly these keys (DECISIONLOG D64).
+    The customer x date keys a batch touched since routed batch `routed_up_to`, at the
+    grain of `date_column` (`event_date` for days, `billing_period_start` for months): the
+    day or month of every routed row written since (a changed id's old date and its new
+    one, a withdrawn event's date) and the key of every row of `events` (a model stamped
+    with `routed_through_batch`) rewritten since, which brings the event a new reversal
+    cancels on its own date. The day and period models recompute exactly these keys
+    (DECISIONLOG D61, D64).
 #}
-{% macro periods_routed_since(routed_up_to, events) -%}
+{% macro keys_routed_since(routed_up_to, events, date_column) -%}
+    {%- set routed_dates = {
+        'event_date': 'event_date',
+        'billing_period_start': "cast(date_trunc('month', event_date) as date)",
+    } -%}
+    {%- if date_column not in routed_dates -%}
+        {{ exceptions.raise_compiler_error(
+            'keys_routed_since: date_column must be one of ' ~ routed_dates.keys() | list
+            ~ ', not ' ~ date_column
+        ) }}
+    {%- endif %}
     select
         customer_id,
-        cast(date_trunc('month', event_date) as date) as billing_period_start
+        {{ routed_dates[date_column] }} as {{ date_column }}
     from {{ ref('stg_events__routed_events') }}
     where
         routed_batch > {{ routed_up_to }}
@@ -105,7 +117,7 @@
     union
     select
         customer_id,
-        billing_period_start
+        {{ date_column }}
     from {{ events }}
     where routed_through_batch > {{ routed_up_to }}
 {%- endmacro %}
@@ -166,4 +178,20 @@
         {{ return('false') }}
     {%- endif -%}
     {{ return(column ~ " between date '" ~ first ~ "' and date '" ~ last ~ "'") }}
+{%- endmacro %}
+
+{#
+    A condition that keeps the rows of the customer x date keys a batch touched: `changed`
+    is the CTE of those keys and `changed_sql` its query, whose date range is compiled in
+    as literals (within_dates_of) so DuckDB skips the row groups of other dates before the
+    key match runs. `date_column` is `event_date` or `billing_period_start`.
+#}
+{% macro within_changed_keys(changed, changed_sql, date_column) -%}
+    {{ within_dates_of(
+        date_column,
+        'select ' ~ date_column ~ ' from (' ~ changed_sql ~ ') as changed_keys'
+    ) }}
+    and (customer_id, {{ date_column }}) in (
+        select {{ changed }}.customer_id, {{ changed }}.{{ date_column }} from {{ changed }}
+    )
 {%- endmacro %}

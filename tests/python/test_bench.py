@@ -15,6 +15,7 @@ import pytest
 from billing.bench import (
     StepFailed,
     compare_usage,
+    history_start,
     in_subprocess,
     peak_rss_gb,
     reference_gaps,
@@ -71,6 +72,16 @@ def test_the_full_build_runs_at_the_last_days_dawn_and_the_daily_run_at_its_end(
     # Six months of history: the sixth month's last day, the five before it closed.
     assert step_as_of("build", date(2026, 9, 1), months=6) == "2027-02-28T00:00:00Z"
     assert step_as_of("daily", date(2026, 9, 1), months=6) == "2027-02-28T23:59:59Z"
+
+
+def test_a_longer_history_ends_in_the_same_month_as_a_one_month_run():
+    # Ingest stamps files with the wall clock: a history running past today would date its
+    # events after their files were loaded. Six months end in September, as one month does.
+    assert history_start(date(2026, 9, 1), 1) == date(2026, 9, 1)
+    assert history_start(date(2026, 9, 1), 6) == date(2026, 4, 1)
+    assert step_as_of("daily", history_start(date(2026, 9, 1), 6), months=6) == (
+        "2026-09-30T23:59:59Z"
+    )
 
 
 def test_a_one_cent_difference_is_a_disagreement():

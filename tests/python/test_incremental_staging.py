@@ -215,6 +215,11 @@ def staged_rows(warehouse: Path) -> dict:
             "select * exclude (routed_through_batch) "
             "from intermediate.int_usage_aggregated_to_charges order by all",
         ),
+        "tied_out": query(
+            warehouse,
+            "select * exclude (routed_through_batch) "
+            "from intermediate.int_usage_tied_out_to_periods order by all",
+        ),
     }
 
 
@@ -288,6 +293,7 @@ def rows_written_since(warehouse: Path, batch: int) -> dict:
             for name, model, column in [
                 ("periods", "int_usage_aggregated_to_periods", "meter_id"),
                 ("charges", "int_usage_aggregated_to_charges", "charge_id"),
+                ("tied_out", "int_usage_tied_out_to_periods", "meter_id"),
             ]
         },
     }
@@ -456,6 +462,14 @@ def test_metering_and_pricing_touch_only_the_event_ids_a_batch_changed(batches):
         ("c1", "2026-09-01", "ch_gb"),
         ("c2", "2026-09-01", "ch_calls"),
     }
+    # The period tie-out (D67): the new matching rules tie out every month again, each
+    # meter a plan charges for (c2's storage has a charge and no usage).
+    assert written["tied_out"] == {
+        ("c1", "2026-09-01", "api_calls"),
+        ("c1", "2026-09-01", "storage_gb"),
+        ("c2", "2026-09-01", "api_calls"),
+        ("c2", "2026-09-01", "storage_gb"),
+    }
 
 
 # A third batch with the seeds unchanged: a new call, a reversal of a first-batch event, a
@@ -518,6 +532,17 @@ def test_with_the_seeds_unchanged_pricing_matches_only_the_changed_events(third_
     }
     kept = {(row[1], str(row[3]), row[4]) for row in third_batch["staged_rows"]["charges"]}
     assert ("c2", "2026-09-01", "ch_calls") in kept
+    # The period tie-out (D67): c1's September tied out again, c2's kept.
+    assert third_batch["written"]["tied_out"] == {
+        ("c1", "2026-09-01", "api_calls"),
+        ("c1", "2026-09-01", "storage_gb"),
+    }
+    tied_out = query(
+        third_batch["settings"].warehouse,
+        "select customer_id, billing_period_start::varchar, meter_id "
+        "from intermediate.int_usage_tied_out_to_periods order by all",
+    )
+    assert ("c2", "2026-09-01", "api_calls") in tied_out
     assert "e10" not in metered | priced
     assert metered == priced
     assert len(priced) == 15  # the second batch's 14, n1 and g2 in, e10 out
@@ -582,6 +607,7 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
         "int_events_counted_to_days",
         "int_usage_aggregated_to_periods",
         "int_usage_aggregated_to_charges",
+        "int_usage_tied_out_to_periods",
     ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):

@@ -104,6 +104,7 @@ EXPECTED_ASSETS = {
         "intermediate/int_usage_aggregated_to_charges",
         "intermediate/int_usage_aggregated_to_periods",
         "intermediate/int_usage_lines_rounded",
+        "intermediate/int_usage_tied_out_to_periods",
         "ledger/finalization",
         "marts/fct_credit_balances",
         "marts/fct_credit_notes",

@@ -7,7 +7,7 @@
 
     Incremental (DECISIONLOG D64): a build recomputes only the customer periods a batch
     touched, each from all of its priced events: the periods of the routed rows written in
-    batches it has not taken and of the priced rows written since (periods_routed_since),
+    batches it has not taken and of the priced rows written since (keys_routed_since),
     and the periods whose finalized invoice's file watermark is not the one the stored
     `billed` rows were counted up to (a finalization, a void, a late adjustment's invoice).
     When what matches events to charges changed (`pricing_rules_hash`), every period is
@@ -31,7 +31,7 @@
     {#- The matching rules changed: every batch counts as not taken, every period is redone. -#}
     {%- set routed_up_to = routed_up_to if matched_as_stored else 0 %}
     {%- set periods_changed_sql %}
-    {{ periods_routed_since(routed_up_to, ref('int_events_priced')) }}
+    {{ keys_routed_since(routed_up_to, ref('int_events_priced'), 'billing_period_start') }}
     union
     select
         customer_id,
@@ -97,16 +97,7 @@ events_priced as (
     select * from {{ ref('int_events_priced') }}
     {%- if routed_up_to is not none %}
         where
-            {{ within_dates_of(
-                'billing_period_start',
-                'select billing_period_start from (' ~ periods_changed_sql ~ ') as periods'
-            ) }}
-            and (customer_id, billing_period_start) in (
-                select
-                    periods_changed.customer_id,
-                    periods_changed.billing_period_start
-                from periods_changed
-            )
+            {{ within_changed_keys('periods_changed', periods_changed_sql, 'billing_period_start') }}
     {%- endif %}
 
 ),

@@ -20,8 +20,8 @@
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
 {%- if routed_up_to is not none %}
-    {%- set periods_changed_sql = periods_routed_since(
-        routed_up_to, ref('int_events_metered')
+    {%- set periods_changed_sql = keys_routed_since(
+        routed_up_to, ref('int_events_metered'), 'billing_period_start'
     ) %}
 {%- endif %}
 
@@ -46,16 +46,7 @@ events_metered as (
     select * from {{ ref('int_events_metered') }}
     where reversed_by_event_id is null
     {%- if routed_up_to is not none %}
-        and {{ within_dates_of(
-            'billing_period_start',
-            'select billing_period_start from (' ~ periods_changed_sql ~ ') as periods'
-        ) }}
-        and (customer_id, billing_period_start) in (
-            select
-                periods_changed.customer_id,
-                periods_changed.billing_period_start
-            from periods_changed
-        )
+        and {{ within_changed_keys('periods_changed', periods_changed_sql, 'billing_period_start') }}
     {%- endif %}
 
 ),

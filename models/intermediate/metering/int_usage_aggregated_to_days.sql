@@ -18,22 +18,9 @@
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
 {%- if routed_up_to is not none %}
-    {%- set days_changed_sql %}
-    select
-        customer_id,
-        event_date
-    from {{ ref('stg_events__routed_events') }}
-    where
-        routed_batch > {{ routed_up_to }}
-        and customer_id is not null
-        and event_date is not null
-    union
-    select
-        customer_id,
-        event_date
-    from {{ ref('int_events_metered') }}
-    where routed_through_batch > {{ routed_up_to }}
-    {%- endset %}
+    {%- set days_changed_sql = keys_routed_since(
+        routed_up_to, ref('int_events_metered'), 'event_date'
+    ) %}
 {%- endif %}
 
 with
@@ -57,12 +44,7 @@ events_metered as (
     select * from {{ ref('int_events_metered') }}
     where reversed_by_event_id is null
     {%- if routed_up_to is not none %}
-        and {{ within_dates_of(
-            'event_date', 'select event_date from (' ~ days_changed_sql ~ ') as days'
-        ) }}
-        and (customer_id, event_date) in (
-            select days_changed.customer_id, days_changed.event_date from days_changed
-        )
+        and {{ within_changed_keys('days_changed', days_changed_sql, 'event_date') }}
     {%- endif %}
 
 ),

@@ -1,252 +1,29 @@
 {#
-    The period tie-out, per customer x billing period x meter: the usage aggregated from
-    events equals the usage the period's invoice was rated on, or the difference is
-    explained by a listed cause:
-    - unpriced: events no invoice prices (no active subscription, no charge of the plan for
-      the meter, or a period outside the billed range);
-    - late usage: events landed after the period's finalized invoice saw its data, billed as
-      adjustments on a later invoice;
-    - reversals: events the finalized invoice counted that were reversed afterwards.
-    aggregated = invoiced + unpriced + late - reversed_after_invoice; what is left is
-    `unexplained_quantity`, and any of it fails. Only additive meters (count, sum) tie out
-    this way: a month's max or distinct count is not the sum of its parts.
+    The period tie-out per customer x billing period x meter, as int_usage_tied_out_to_periods
+    keeps it up to date (DECISIONLOG D67), without its batch bookkeeping.
 #}
 with
 
-events_metered as (
+periods_tied_out as (
 
-    select
-        *,
-        case when aggregation = 'count' then 1 else value_number end as usage_value
-    from {{ ref('int_events_metered') }}
-    where aggregation in ('count', 'sum')
-
-),
-
-events_priced as (
-
-    select
-        *,
-        case when aggregation = 'count' then 1 else value_number end as usage_value
-    from {{ ref('int_events_priced') }}
-    where aggregation in ('count', 'sum')
-
-),
-
-usage_per_period as (
-
-    select * from {{ ref('int_usage_aggregated_to_periods') }}
-
-),
-
-charges_metered as (
-
-    select * from {{ ref('int_charges_metered_to_periods') }}
-
-),
-
-subscription_periods as (
-
-    select * from {{ ref('int_subscriptions_prorated_to_periods') }}
-
-),
-
-periods_billed as (
-
-    select * from {{ ref('int_invoice_periods_billed') }}
-
-),
-
-meters as (
-
-    select * from {{ ref('meters') }}
-    where aggregation in ('count', 'sum')
-
-),
-
-aggregated as (
-
-    select
-        usage_per_period.customer_id,
-        usage_per_period.billing_period_start,
-        usage_per_period.meter_id,
-        sum(usage_per_period.aggregate_quantity) as aggregated_quantity
-    from usage_per_period
-    inner join meters
-        on usage_per_period.meter_id = meters.meter_id
-    group by 1, 2, 3
-
-),
-
-invoiced_scenario as (
-
-    {# What the period's invoice was rated on: what it saw if finalized, else today's usage. #}
-    select
-        charges_metered.customer_id,
-        charges_metered.billing_period_start,
-        charges_metered.meter_id,
-        sum(charges_metered.aggregate_quantity) as invoiced_quantity
-    from charges_metered
-    inner join meters
-        on charges_metered.meter_id = meters.meter_id
-    left join periods_billed
-        on
-            charges_metered.customer_id = periods_billed.customer_id
-            and charges_metered.billing_period_start = periods_billed.billing_period_start
-    where
-        charges_metered.scenario
-        = case when periods_billed.customer_id is null then 'current' else 'billed' end
-    group by 1, 2, 3
-
-),
-
-events_invoiced as (
-
-    select
-        events_priced.*,
-        periods_billed.billed_through_file_id
-    from events_priced
-    inner join subscription_periods
-        on
-            events_priced.subscription_id = subscription_periods.subscription_id
-            and events_priced.billing_period_start = subscription_periods.billing_period_start
-    left join periods_billed
-        on
-            events_priced.customer_id = periods_billed.customer_id
-            and events_priced.billing_period_start = periods_billed.billing_period_start
-
-),
-
-causes as (
-
-    select
-        customer_id,
-        billing_period_start,
-        meter_id,
-        sum(usage_value) filter (
-            where reversed_by_event_id is null and file_id > billed_through_file_id
-        ) as late_usage_quantity,
-        sum(usage_value) filter (
-            where file_id <= billed_through_file_id and reversal_file_id > billed_through_file_id
-        ) as reversed_after_invoice_quantity
-    from events_invoiced
-    group by 1, 2, 3
-
-),
-
-unpriced as (
-
-    select
-        events_metered.customer_id,
-        events_metered.billing_period_start,
-        events_metered.meter_id,
-        sum(events_metered.usage_value) as unpriced_quantity,
-        count(*) as unpriced_event_count
-    from events_metered
-    anti join events_invoiced
-        on
-            events_metered.event_id = events_invoiced.event_id
-            and events_metered.meter_id = events_invoiced.meter_id
-    where events_metered.reversed_by_event_id is null
-    group by 1, 2, 3
-
-),
-
-keys as (
-
-    select
-        customer_id,
-        billing_period_start,
-        meter_id
-    from aggregated
-    union
-    select
-        customer_id,
-        billing_period_start,
-        meter_id
-    from invoiced_scenario
-
-),
-
-tie_out as (
-
-    select
-        keys.customer_id,
-        keys.billing_period_start,
-        keys.meter_id,
-        periods_billed.customer_id is not null as is_finalized,
-        coalesce(aggregated.aggregated_quantity, 0) as aggregated_quantity,
-        coalesce(invoiced_scenario.invoiced_quantity, 0) as invoiced_quantity,
-        coalesce(unpriced.unpriced_quantity, 0) as unpriced_quantity,
-        coalesce(unpriced.unpriced_event_count, 0) as unpriced_event_count,
-        coalesce(causes.late_usage_quantity, 0) as late_usage_quantity,
-        coalesce(causes.reversed_after_invoice_quantity, 0) as reversed_after_invoice_quantity
-    from keys
-    left join aggregated
-        on
-            keys.customer_id = aggregated.customer_id
-            and keys.billing_period_start = aggregated.billing_period_start
-            and keys.meter_id = aggregated.meter_id
-    left join invoiced_scenario
-        on
-            keys.customer_id = invoiced_scenario.customer_id
-            and keys.billing_period_start = invoiced_scenario.billing_period_start
-            and keys.meter_id = invoiced_scenario.meter_id
-    left join unpriced
-        on
-            keys.customer_id = unpriced.customer_id
-            and keys.billing_period_start = unpriced.billing_period_start
-            and keys.meter_id = unpriced.meter_id
-    left join causes
-        on
-            keys.customer_id = causes.customer_id
-            and keys.billing_period_start = causes.billing_period_start
-            and keys.meter_id = causes.meter_id
-    left join periods_billed
-        on
-            keys.customer_id = periods_billed.customer_id
-            and keys.billing_period_start = periods_billed.billing_period_start
-
-),
-
-period_reconciliation as (
-
-    select
-        ---------- ids
-        customer_id || ':' || strftime(billing_period_start, '%Y-%m') || ':' || meter_id
-            as period_reconciliation_id,
-        customer_id,
-        meter_id,
-        ---------- status
-        case
-            when
-                aggregated_quantity - invoiced_quantity - unpriced_quantity
-                - late_usage_quantity + reversed_after_invoice_quantity != 0
-                then 'fail'
-            else 'ok'
-        end as status,
-        nullif(concat_ws(
-            '; ',
-            case when unpriced_quantity != 0 then 'unpriced usage' end,
-            case when late_usage_quantity != 0 then 'late usage (adjustment)' end,
-            case
-                when reversed_after_invoice_quantity != 0 then 'reversed after invoice (adjustment)'
-            end
-        ), '') as explained_by,
-        is_finalized,
-        ---------- numerics
-        aggregated_quantity,
-        invoiced_quantity,
-        unpriced_quantity,
-        unpriced_event_count,
-        late_usage_quantity,
-        reversed_after_invoice_quantity,
-        aggregated_quantity - invoiced_quantity - unpriced_quantity
-        - late_usage_quantity + reversed_after_invoice_quantity as unexplained_quantity,
-        ---------- dates
-        billing_period_start
-    from tie_out
+    select * from {{ ref('int_usage_tied_out_to_periods') }}
 
 )
 
-select * from period_reconciliation
+select
+    period_reconciliation_id,
+    customer_id,
+    meter_id,
+    status,
+    explained_by,
+    is_finalized,
+    aggregated_quantity,
+    invoiced_quantity,
+    unpriced_quantity,
+    unpriced_event_count,
+    late_usage_quantity,
+    reversed_after_invoice_quantity,
+    unexplained_quantity,
+    billing_period_start,
+    billed_through_file_id
+from periods_tied_out

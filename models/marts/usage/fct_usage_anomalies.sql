@@ -9,19 +9,78 @@
       counts.
     Days with too little history or too few events are not judged. Only flagged days are
     rows. The ratio and score are statistics, not money: they are doubles.
+
+    A customer's day per meter comes from the daily usage (int_usage_aggregated_to_days), not
+    from events, so a run reads no event table however long the history (DECISIONLOG D66):
+    count and sum add up over dimension values, max and min take the largest and smallest,
+    and a meter without a dimension has one row a day already. Only a distinct count, latest
+    or p95 meter that is also grouped by a property is counted from its events.
 #}
 with
 
-events_metered as (
+meters as (
+
+    select * from {{ ref('meters') }}
+
+),
+
+usage_per_dimension_day as (
+
+    select
+        usage_per_day.*,
+        meters.aggregation
+    from {{ ref('int_usage_aggregated_to_days') }} as usage_per_day
+    inner join meters
+        on usage_per_day.meter_id = meters.meter_id
+    where
+        meters.aggregation in ('count', 'sum', 'max', 'min')
+        or meters.group_by_property is null
+
+),
+
+usage_merged_per_day as (
+
+    select
+        customer_id,
+        meter_id,
+        event_date,
+        {# One row a day for a meter without a dimension: every branch returns it. #}
+        case
+            when aggregation = 'max' then max(aggregate_quantity)
+            when aggregation = 'min' then min(aggregate_quantity)
+            else sum(aggregate_quantity)
+        end as aggregate_quantity,
+        cast(sum(event_count) as bigint) as event_count
+    from usage_per_dimension_day
+    group by customer_id, meter_id, event_date, aggregation
+
+),
+
+events_metered_by_dimension as (
 
     select * from {{ ref('int_events_metered') }}
-    where reversed_by_event_id is null
+    where
+        reversed_by_event_id is null
+        and meter_id in (
+            select meters.meter_id from meters
+            where
+                meters.aggregation not in ('count', 'sum', 'max', 'min')
+                and meters.group_by_property is not null
+        )
+
+),
+
+usage_counted_per_day as (
+
+    {{ aggregate_meters('events_metered_by_dimension', ['customer_id', 'meter_id', 'event_date']) }}
 
 ),
 
 usage_per_day as (
 
-    {{ aggregate_meters('events_metered', ['customer_id', 'meter_id', 'event_date']) }}
+    select * from usage_merged_per_day
+    union all by name
+    select * from usage_counted_per_day
 
 ),
 

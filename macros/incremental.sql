@@ -195,3 +195,29 @@
         select {{ changed }}.customer_id, {{ changed }}.{{ date_column }} from {{ changed }}
     )
 {%- endmacro %}
+
+{#
+    The customer x billing period keys whose finalized invoice's file watermark
+    (int_invoice_periods_billed) is not the one `stored_sql` (customer_id,
+    billing_period_start, billed_through_file_id of a model's stored rows) was counted
+    against: a finalization, a void, an invoice that carried the month's adjustments. The
+    period models that count what an invoice saw recompute these (DECISIONLOG D64, D67).
+#}
+{% macro billed_watermarks_moved(stored_sql) -%}
+    select
+        coalesce(billed.customer_id, stored.customer_id) as customer_id,
+        coalesce(billed.billing_period_start, stored.billing_period_start)
+            as billing_period_start
+    from {{ ref('int_invoice_periods_billed') }} as billed
+    full outer join (
+        select distinct
+            customer_id,
+            billing_period_start,
+            billed_through_file_id
+        from ({{ stored_sql }}) as stored_rows
+    ) as stored
+        on
+            billed.customer_id = stored.customer_id
+            and billed.billing_period_start = stored.billing_period_start
+    where billed.billed_through_file_id is distinct from stored.billed_through_file_id
+{%- endmacro %}

@@ -33,40 +33,7 @@
     {%- set periods_changed_sql %}
     {{ keys_routed_since(routed_up_to, ref('int_events_priced'), 'billing_period_start') }}
     union
-    select
-        customer_id,
-        billing_period_start
-    from (
-        (
-            select
-                customer_id,
-                billing_period_start,
-                billed_through_file_id
-            from {{ ref('int_invoice_periods_billed') }}
-            except
-            select
-                customer_id,
-                billing_period_start,
-                billed_through_file_id
-            from {{ this }}
-            where scenario = 'billed'
-        )
-        union
-        (
-            select
-                customer_id,
-                billing_period_start,
-                billed_through_file_id
-            from {{ this }}
-            where scenario = 'billed'
-            except
-            select
-                customer_id,
-                billing_period_start,
-                billed_through_file_id
-            from {{ ref('int_invoice_periods_billed') }}
-        )
-    ) as watermarks_changed
+    {{ billed_watermarks_moved('select * from ' ~ this ~ " where scenario = 'billed'") }}
     {%- endset %}
 {%- endif %}
 

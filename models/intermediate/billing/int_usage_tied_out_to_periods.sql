@@ -48,25 +48,9 @@
     from {{ ref('int_events_priced') }}
     where routed_through_batch > {{ routed_up_to }}
     union
-    select
-        coalesce(billed.customer_id, stored.customer_id) as customer_id,
-        coalesce(billed.billing_period_start, stored.billing_period_start)
-            as billing_period_start
-    from {{ ref('int_invoice_periods_billed') }} as billed
-    full outer join (
-        select distinct
-            customer_id,
-            billing_period_start,
-            billed_through_file_id
-        from {{ this }}
-    ) as stored
-        on
-            billed.customer_id = stored.customer_id
-            and billed.billing_period_start = stored.billing_period_start
-    where billed.billed_through_file_id is distinct from stored.billed_through_file_id
+    {{ billed_watermarks_moved('select * from ' ~ this) }}
     {%- endset %}
 {%- endif %}
-
 
 with
 {%- if routed_up_to is not none %}

@@ -95,6 +95,7 @@ alter table raw.landed_control_files add column if not exists normalizations var
 """
 
 LEDGER_INVOICES = ("ledger", "fct_invoices_finalized")
+LEDGER_VOIDS = ("ledger", "fct_invoice_voids")
 ROUTED_EVENTS = ("staging", "stg_events__routed_events")
 
 
@@ -607,18 +608,27 @@ def finalized_invoices_touching(con: duckdb.DuckDBPyConnection, file_id: int) ->
     An invoice is final forever (architecture §6.5): withdrawing events it billed would leave the
     ledger disagreeing with the events and the tie-out failing every build. Conservatively,
     any finalized invoice of a customer with accepted rows in the file, finalized by a build
-    that had seen the file, counts. Empty before the first build.
+    that had seen the file, counts, unless it was voided (DECISIONLOG D48): a voided invoice
+    bills nothing any more and its period's reissue is counted on its own, so a void followed
+    by a withdrawal is how a file billed by mistake is taken back. Empty before the first
+    build.
     """
     if not (_table_exists(con, *LEDGER_INVOICES) and _table_exists(con, *ROUTED_EVENTS)):
         return []
+    not_voided = (
+        "and invoices.invoice_id not in (select invoice_id from ledger.fct_invoice_voids)"
+        if _table_exists(con, *LEDGER_VOIDS)
+        else ""
+    )
     rows = con.execute(
-        """
+        f"""
         select distinct
             coalesce(invoices.invoice_number, invoices.invoice_id) || ' (' || invoices.customer_id
             || ', ' || strftime(invoices.billing_period_start, '%Y-%m') || ')'
         from ledger.fct_invoices_finalized as invoices
         where
             invoices.billed_through_file_id >= $file_id
+            {not_voided}
             and invoices.customer_id in (
                 select routed.customer_id
                 from staging.stg_events__routed_events as routed

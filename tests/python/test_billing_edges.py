@@ -267,6 +267,11 @@ def history(tmp_path_factory, monkeypatch_module):
         "select invoice_number, total_amount, void_reason, replaced_by_invoice_number, "
         "replaced_by_status from fct_voided_invoices order by invoice_number",
     )
+    states["voided_lines"] = query(
+        settings.published_warehouse,
+        "select invoice_number, line_type, count(*), sum(amount) "
+        "from fct_voided_invoice_line_items group by all order by all",
+    )
     states["credit_notes_after_void"] = query(
         settings.published_warehouse,
         "select customer_id, credit_note_amount, applied_amount, remaining_amount "
@@ -503,6 +508,14 @@ def test_voided_periods_are_reissued_with_new_numbers_and_their_credit_back(hist
         ("INV-2026-10-000002", D("0.00"), reason, "INV-2026-10-000003", "finalized"),
         ("INV-2026-11-000001", D("2.00"), reason, "INV-2026-11-000003", "finalized"),
         ("INV-2026-11-000002", D("0.00"), reason, "INV-2026-11-000004", "finalized"),
+    ]
+    # Their lines stay readable as finalized: September's one usage line, 3 seats x 1,000.00
+    # x 0.8; November's e_refund line 3.00, less the 1.00 credit note it spent = 2.00 due.
+    assert history["voided_lines"] == [
+        ("INV-2026-09-000002", "usage", 1, D("2400.00")),
+        ("INV-2026-10-000002", "usage", 1, D("0.00")),
+        ("INV-2026-11-000001", "usage", 1, D("3.00")),
+        ("INV-2026-11-000002", "usage", 1, D("0.00")),
     ]
     # The note is spent once, by the invoice in force, never twice.
     assert history["credit_notes_after_void"] == [("e_refund", D("1.00"), D("1.00"), D("0.00"))]

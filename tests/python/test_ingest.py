@@ -519,6 +519,17 @@ def test_withdraw_refuses_a_file_a_finalized_invoice_may_have_billed(tmp_path):
     with pytest.raises(IngestError, match=r"cannot withdraw a.jsonl: finalized invoices .*"):
         withdraw_file(warehouse, "a.jsonl", "replayed")
     assert withdraw_file(warehouse, "b.jsonl", "replayed").file_id == 2
+    # Voided, the invoice bills nothing any more: the file can be taken back, and the next
+    # build's reissue of September leaves its events out.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "create table ledger.fct_invoice_voids as select 'inv_1' as invoice_id, "
+            "'INV-2026-09-000001' as invoice_number, 'c1' as customer_id, "
+            "date '2026-09-01' as billing_period_start, 'test file' as void_reason, "
+            "timestamp '2026-10-05 00:00:00' as voided_at"
+        )
+        assert finalized_invoices_touching(con, 1) == []
+    assert withdraw_file(warehouse, "a.jsonl", "replayed").file_id == 1
 
 
 def test_billing_withdraw_has_help_and_one_line_errors(tmp_path):

@@ -111,6 +111,7 @@ EXPECTED_ASSETS = {
         "marts/fct_invoice_line_items",
         "marts/fct_invoices",
         "marts/fct_reconciliation_periods",
+        "marts/fct_voided_invoice_line_items",
         "marts/fct_voided_invoices",
         "published/invoices",
     ],
@@ -198,6 +199,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         "fct_invoice_line_items",
         "fct_invoices",
         "fct_reconciliation_periods",
+        "fct_voided_invoice_line_items",
         "fct_voided_invoices",
     }
     assert set(groups) == {

@@ -106,6 +106,7 @@ def test_the_ledger_is_read_as_a_source(manifest):
         "fct_credit_balances",
         "fct_invoice_line_items",
         "fct_invoices",
+        "fct_voided_invoice_line_items",
         "int_credit_applications",
         "int_invoice_periods_billed",
         "int_invoices_finalizing",

@@ -54,9 +54,9 @@ invoice_revisions as (
     select
         customer_id,
         billing_period_start,
-        '|r' || cast(max(void_sequence) as varchar) as revision_key
+        '|r' || cast(void_sequence as varchar) as revision_key
     from invoices_voided
-    group by customer_id, billing_period_start
+    where is_latest_void_of_period
 
 ),
 

@@ -34,10 +34,10 @@ last_void_per_period as (
     select
         customer_id,
         billing_period_start,
-        arg_max(invoice_id, void_sequence) as replaces_invoice_id,
-        arg_max(invoice_number, void_sequence) as replaces_invoice_number
+        invoice_id as replaces_invoice_id,
+        invoice_number as replaces_invoice_number
     from invoices_voided
-    group by customer_id, billing_period_start
+    where is_latest_void_of_period
 
 ),
 

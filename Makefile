@@ -12,6 +12,11 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compile every installed module to bytecode once, at install. Machines that set
+# PYTHONDONTWRITEBYTECODE (this one does) otherwise recompile dbt, Dagster, GX and pandas
+# from source in every process: about 5 s of each `billing` command and each test
+# subprocess (measured: importing the stack took 11.0 s without, 5.7 s with).
+export UV_COMPILE_BYTECODE := 1
 
 DEMO_EVENTS ?= 1000000
 DEMO_FIRST_DAY := 2026-09-01

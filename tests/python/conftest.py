@@ -34,17 +34,30 @@ SHARED_GROUPS = {
 LONGEST_FIRST = ("built_scenarios", "test_billing_edges", "test_invoice_lifecycle")
 
 
+def worker_group(item: pytest.Item) -> str:
+    """The group of workers' scheduling a test belongs to: its module or a shared one."""
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    return SHARED_GROUPS.get(module, module)
+
+
+# Marked as each test is collected, not in pytest_collection_modifyitems: pytest-xdist's
+# own modifyitems hook turns the `xdist_group` marks into the `@group` test-id suffix that
+# `--dist loadgroup` schedules by, and it ran before this conftest's (tryfirst or not), so
+# every module was split across both workers and each worker built the module's scenario
+# again: the edge, lifecycle and Dagster set-ups ran twice (measured on 2026-12-06).
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test with its worker group."""
+    item.add_marker(pytest.mark.xdist_group(worker_group(item)))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its worker group and put the longest groups first."""
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+    """Put the longest groups first (stable: file order inside a rank)."""
 
     def rank(item: pytest.Item) -> int:
-        group = item.get_closest_marker("xdist_group").args[0]
+        group = worker_group(item)
         return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
-    items.sort(key=rank)  # stable: file order inside a rank
+    items.sort(key=rank)
 
 
 # dbt only reads seeds from inside the project (see billing.warehouse.dbt.seeds_path_for_dbt).

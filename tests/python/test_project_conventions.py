@@ -13,6 +13,7 @@ import re
 import subprocess
 
 import pytest
+from conftest import worker_group
 
 from billing.seeds import quarantine_reasons
 from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings
@@ -245,3 +246,16 @@ def test_dbt_runs_duckdb_with_the_profile_settings(tmp_path, monkeypatch, enviro
         if line.startswith("{") and '"preview"' in line
     ]
     assert previews == [[expected]]
+
+
+def test_workers_take_whole_groups(request):
+    """`make test` relies on pytest-xdist's loadgroup to build each scenario once: a module
+    split across workers builds it on each (pytest 9.2 with xdist 3.8 dropped the groups
+    silently, pytest-xdist#1386). On a worker, every collected test carries its group."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not a `--dist loadgroup` worker (a serial run has nothing to split)")
+    items = request.session.items
+    assert items
+    assert [
+        item.nodeid for item in items if not item.nodeid.endswith(f"@{worker_group(item)}")
+    ] == []

@@ -1,8 +1,8 @@
 """`make bench`: the pipeline against a hand-written reference, on the same generated month.
 
 Speed is measured here, never by a timed test. One invocation generates a month of events,
-lands all of it but its last day, builds (the full build), lands the last day and builds
-again (the daily run), builds once more with nothing new (the rebuild), runs the
+lands all of it but its last day, builds (the full build), builds once more with nothing
+new (the rebuild), lands the last day and builds again (the daily run), runs the
 reference SQL pipeline of bench/reference.sql over the same raw rows, checks that the
 reference and the project agree on every usage line to the cent, and runs the quality
 gates. Each step runs in its own process, so its peak RSS is its own. The table is printed
@@ -211,12 +211,13 @@ def history_start(last_month: date, months: int) -> date:
 
 
 def step_as_of(step: str, first_month: date, months: int = 1) -> str:
-    """The clock of each step: the last month's last day dawns for the full build, and the
-    daily run sees that day's end, so the last month stays open and its usage lines are the
-    ones both pipelines price (a closed month would turn the held-out day into next month's
-    late-usage adjustments). Earlier months are closed: their invoices are finalized."""
+    """The clock of each step: the last month's last day dawns for the full build and the
+    rebuild, and the daily run sees that day's end, so the last month stays open and its
+    usage lines are the ones both pipelines price (a closed month would turn the held-out
+    day into next month's late-usage adjustments). Earlier months are closed: their
+    invoices are finalized."""
     last_day = add_months(first_month, months) - timedelta(days=1)
-    clock = "00:00:00" if step in {"ingest", "build"} else "23:59:59"
+    clock = "00:00:00" if step in {"ingest", "build", "rebuild"} else "23:59:59"
     return f"{last_day.isoformat()}T{clock}Z"
 
 
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         if gaps:
             print("the reference pipeline cannot price this rate card: " + "; ".join(gaps))
             return 1
-        for step in ("ingest", "build", "ingest_day", "daily", "rebuild", "reference", "quality"):
+        for step in ("ingest", "build", "rebuild", "ingest_day", "daily", "reference", "quality"):
             as_of = step_as_of(step, options.first_month, options.months)
             steps[step] = in_subprocess(step, scratch, as_of)
         with duckdb.connect(str(scratch / "warehouse.duckdb"), read_only=True) as con:

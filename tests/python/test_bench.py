@@ -67,6 +67,9 @@ def test_the_held_out_day_lands_apart_with_control_rows_that_restate_the_month(t
 
 def test_the_full_build_runs_at_the_last_days_dawn_and_the_daily_run_at_its_end():
     assert step_as_of("build", date(2026, 9, 1)) == "2026-09-30T00:00:00Z"
+    # The rebuild settles what the full build finalized, at the same clock, before the day
+    # lands: the daily run then costs what a steady day costs.
+    assert step_as_of("rebuild", date(2026, 9, 1)) == "2026-09-30T00:00:00Z"
     assert step_as_of("daily", date(2026, 9, 1)) == "2026-09-30T23:59:59Z"
     assert step_as_of("reference", date(2027, 2, 1)) == "2027-02-28T23:59:59Z"
     # Six months of history: the sixth month's last day, the five before it closed.

@@ -50,7 +50,8 @@ def run_dbt(args: list[str], settings: Settings, verbose: bool = True) -> list:
     """Invoke dbt in-process (no new interpreter per call) and fail with a one-line reason.
 
     Quiet runs show a progress bar over finished nodes instead of dbt's log; dbt still
-    prints every failure in full.
+    prints every failure in full. Returns the results of the nodes dbt built and tested,
+    without its run hooks.
     """
     dbt_environment(settings)
     from dbt.cli.main import dbtRunner
@@ -82,7 +83,9 @@ def run_dbt(args: list[str], settings: Settings, verbose: bool = True) -> list:
         listed = ", ".join(failures[:5]) or "see the dbt output above"
         more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         raise BuildError(f"dbt {args[0]} failed: {listed}{more}")
-    return node_results
+    # The project's run hooks (D68) report as results too; what was built is the rest, so
+    # a selection that matched nothing still returns nothing.
+    return [node for node in node_results if node.node.resource_type != "operation"]
 
 
 def _advance(progress, event) -> None:

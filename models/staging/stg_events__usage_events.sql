@@ -17,6 +17,8 @@
 ) }}
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+{#- The batch of the rows this build writes: their data tests read them (D68). #}
+{%- set written_batch = next_batch_number('written_batch') %}
 
 with
 {%- if routed_up_to is not none %}
@@ -106,4 +108,7 @@ usage_events as (
 
 )
 
-select * from usage_events
+select
+    usage_events.*,
+    cast({{ written_batch }} as bigint) as written_batch
+from usage_events

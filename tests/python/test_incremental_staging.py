@@ -22,12 +22,14 @@ import sys
 from decimal import Decimal as D
 from pathlib import Path
 
+import duckdb
 import pytest
 from conftest import query, write_seeds
 
 from billing.landing import ingest_files, withdraw_file
 from billing.settings import Settings
 from billing.warehouse.build import build
+from billing.warehouse.dbt import BuildError
 
 FIRST_AS_OF = "2026-09-10T00:00:00Z"
 SECOND_AS_OF = "2026-09-20T00:00:00Z"
@@ -173,7 +175,7 @@ def parsed_rows(warehouse: Path) -> list[tuple]:
 
 
 def staged_rows(warehouse: Path) -> dict:
-    """Every routed row and every usage event, but the batch bookkeeping (D58)."""
+    """Every routed row and every usage event, but the batch bookkeeping (D58, D68)."""
     return {
         "routed": query(
             warehouse,
@@ -182,18 +184,18 @@ def staged_rows(warehouse: Path) -> dict:
         ),
         "usage": query(
             warehouse,
-            "select * exclude (routed_through_batch) from staging.stg_events__usage_events "
-            "order by all",
+            "select * exclude (routed_through_batch, written_batch) "
+            "from staging.stg_events__usage_events order by all",
         ),
         "metered": query(
             warehouse,
-            "select * exclude (routed_through_batch) from intermediate.int_events_metered "
-            "order by all",
+            "select * exclude (routed_through_batch, written_batch) "
+            "from intermediate.int_events_metered order by all",
         ),
         "priced": query(
             warehouse,
-            "select * exclude (routed_through_batch) from intermediate.int_events_priced "
-            "order by all",
+            "select * exclude (routed_through_batch, written_batch) "
+            "from intermediate.int_events_priced order by all",
         ),
         "days": query(
             warehouse,
@@ -594,6 +596,56 @@ def test_a_full_refresh_gives_every_mart_row_the_incremental_build_gave(workspac
     assert parsed_rows(refreshed.warehouse) == batches["second"]["parsed_rows"]
     assert staged_rows(refreshed.warehouse) == batches["second"]["staged_rows"]
     assert marts(refreshed.warehouse) == batches["second"]["marts"]
+
+
+def write(warehouse: Path, sql: str) -> None:
+    """A change no build would make, to see what the data tests catch."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(sql)
+
+
+def scoped_passes(warehouse: Path) -> dict:
+    """Each scoped data test's latest recorded pass (D68), by the test's short name."""
+    rows = query(
+        warehouse,
+        "select test_id, max(passed_through_batch) from ops.data_test_passes group by test_id",
+    )
+    return {test_id.split(".")[2]: batch for test_id, batch in rows}
+
+
+def test_event_table_tests_read_the_rows_written_since_they_last_passed(workspace, batches):
+    copy = copy_warehouse(workspace, batches["root"] / "scoped-tests")
+    usage = "staging.stg_events__usage_events"
+    written = query(copy.warehouse, f"select max(written_batch) from {usage}")[0][0]
+    passes = scoped_passes(copy.warehouse)
+    # Every row and key test of the event tables recorded the batch it read up to; the
+    # relationships tests read every row and record nothing.
+    assert passes["unique_stg_events__usage_events_event_id"] == written
+    assert passes["not_null_stg_events__usage_events_customer_id"] == written
+    assert not [name for name in passes if name.startswith("relationships_")]
+    assert len(passes) == 26
+
+    def copy_of_e1(batch_sql: str, customer_sql: str = "customer_id") -> None:
+        write(
+            copy.warehouse,
+            f"insert into {usage} select * replace ({customer_sql} as customer_id, "
+            f"{batch_sql} as written_batch) from {usage} where event_id = 'e1'",
+        )
+
+    # A row left by an earlier, passed batch is not read again: a second copy of e1 marked
+    # as written before the last pass goes unseen by the selection's tests.
+    copy_of_e1(f"{written} - 1")
+    build(copy, SECOND_AS_OF, select="stg_events__usage_events")
+    # The same copy written after the pass shares its key with the old row: both are read
+    # and the uniqueness test fails, and a null customer in a new row fails its not_null.
+    write(copy.warehouse, f"delete from {usage} where written_batch = {written} - 1")
+    copy_of_e1(f"{written} + 1", customer_sql="null")
+    with pytest.raises(BuildError) as failed:
+        build(copy, SECOND_AS_OF, select="stg_events__usage_events")
+    assert "unique_stg_events__usage_events_event_id" in str(failed.value)
+    assert "not_null_stg_events__usage_events_customer_id" in str(failed.value)
+    # A failed test records no pass: the next build reads the bad row again.
+    assert scoped_passes(copy.warehouse)["unique_stg_events__usage_events_event_id"] == written
 
 
 @pytest.mark.parametrize(

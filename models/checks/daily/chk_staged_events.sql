@@ -14,11 +14,20 @@ with
 routed as (
     select
         *,
-        coalesce(event_date, cast(loaded_at as date)) as reconciliation_date,
-        count(*) over per_file as file_rows,
-        count(*) filter (where event_status = 'quarantined') over per_file as file_quarantined
+        coalesce(event_date, cast(loaded_at as date)) as reconciliation_date
     from {{ ref('stg_events__routed_events').include(database=False) }}
-    window per_file as (partition by file_id)
+),
+
+rows_per_file as (
+    {#- Counted per file and joined, not a window over the rows: a filter on the rows read
+        (`routed_batch`, D59, D68) then reaches the table scan instead of waiting for a
+        window over every routed row. #}
+    select
+        file_id,
+        count(*) as file_rows,
+        count(*) filter (where event_status = 'quarantined') as file_quarantined
+    from {{ ref('stg_events__routed_events').include(database=False) }}
+    group by file_id
 ),
 
 reasons_per_file as (
@@ -62,8 +71,8 @@ select
     routed.quarantine_reason,
     routed.event_at,
     routed.reconciliation_date,
-    routed.file_rows,
-    routed.file_quarantined,
+    rows_per_file.file_rows,
+    rows_per_file.file_quarantined,
     file_reasons.file_quarantine_reasons,
     case when routed.event_status = 'accepted' then routed.event_id end as accepted_event_id,
     case
@@ -77,10 +86,11 @@ select
     case
         when
             routed.event_status = 'quarantined'
-            and routed.file_rows >= {{ var('quarantine_share_min_rows') }}
-            then routed.file_quarantined / routed.file_rows
+            and rows_per_file.file_rows >= {{ var('quarantine_share_min_rows') }}
+            then rows_per_file.file_quarantined / rows_per_file.file_rows
     end as file_quarantine_share
 from routed
+inner join rows_per_file on routed.file_id = rows_per_file.file_id
 left join file_reasons on routed.file_id = file_reasons.file_id
 left join ids_accepted_twice
     on

@@ -20,6 +20,8 @@
 ) }}
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+{#- The batch of the rows this build writes: their data tests read them (D68). #}
+{%- set written_batch = next_batch_number('written_batch') %}
 
 with
 {%- if routed_up_to is not none %}
@@ -120,4 +122,7 @@ events_metered as (
 
 )
 
-select * from events_metered
+select
+    events_metered.*,
+    cast({{ written_batch }} as bigint) as written_batch
+from events_metered

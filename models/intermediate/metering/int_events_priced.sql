@@ -20,6 +20,8 @@
 ) }}
 
 {%- set routed_up_to = incremental_watermark('routed_through_batch') %}
+{#- The batch of the rows this build writes: their data tests read them (D68). #}
+{%- set written_batch = next_batch_number('written_batch') %}
 {%- set rules_changed = routed_up_to is not none and single_value(
     'select (select max(pricing_rules_hash) from ' ~ this ~ ') is distinct from ('
     ~ pricing_rules_hash() ~ ')'
@@ -159,4 +161,7 @@ events_priced_with_batches as (
 
 )
 
-select * from events_priced_with_batches
+select
+    events_priced_with_batches.*,
+    cast({{ written_batch }} as bigint) as written_batch
+from events_priced_with_batches

@@ -41,15 +41,17 @@
 {%- endmacro %}
 
 {% macro is_beyond_line_amount(quantity, unit_price, flat_fee='0', multiplier='1') -%}
-    {#- Whether |q x price + flat_fee| x multiplier could reach 10^15, judged in double
-        before the exact product is taken, so an out-of-range line is flagged instead of
-        overflowing. The double only decides the flag; it never becomes money. -#}
+    {#- Whether |q x price + flat_fee| could reach 10^15 before or after the multiplier,
+        judged in double before the exact product is taken, so an out-of-range line is
+        flagged instead of overflowing. Before, too: the exact q x price (scale 18) overflows
+        at 10^20 whatever the multiplier, so a zero multiplier must not wave a huge product
+        through (D33). The double only decides the flag; it never becomes money. -#}
     (
         (
             abs(cast(coalesce({{ quantity }}, 0) as double))
             * abs(cast(coalesce({{ unit_price }}, 0) as double))
             + abs(cast(coalesce({{ flat_fee }}, 0) as double))
-        ) * abs(cast(coalesce({{ multiplier }}, 1) as double)) >= 1e15
+        ) * greatest(abs(cast(coalesce({{ multiplier }}, 1) as double)), 1) >= 1e15
     )
 {%- endmacro %}
 

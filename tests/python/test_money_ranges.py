@@ -78,7 +78,8 @@ def test_standard_lines_are_exact_inside_the_ranges(
 ):
     with localcontext() as context:
         context.prec = 80
-        assume(quantity * price * multiplier < LIMIT)
+        # The line before and after the multiplier is a line amount (README, Supported ranges).
+        assume(quantity * price * max(multiplier, 1) < LIMIT)
     guard = macros.is_beyond_line_amount(
         literal(quantity), literal(price), "0", literal(multiplier)
     )
@@ -89,6 +90,27 @@ def test_standard_lines_are_exact_inside_the_ranges(
     # The double estimate may flag a line within a hair of 10^15; never one clearly inside.
     assert not flagged or expected > LIMIT * Decimal("0.999999")
     assert amount == expected
+
+
+def test_a_zero_multiplier_does_not_bring_a_product_beyond_the_range_back_into_it(macros, con):
+    # Found by the property test above: 999,997,000,299,988 units at 999,999,998.66 with a
+    # multiplier of 0 is a line of 0, but the exact product (about 10^24 at scale 18)
+    # overflowed DuckDB's decimal(38) and stopped the build for every customer. It is
+    # flagged, so only its customer's invoices are held.
+    quantity = literal(Decimal("999997000299988.065883899"))
+    price = literal(Decimal("999999998.657822716"))
+    flags = [
+        con.execute(
+            f"select {macros.is_beyond_line_amount(quantity, price, '0', literal(m))}"
+        ).fetchone()[0]
+        for m in (Decimal(0), Decimal("0.0001"), Decimal(1))
+    ]
+    assert flags == [True, True, True]
+    # Inside the range before the multiplier, a small multiplier keeps the line priced.
+    inside = macros.is_beyond_line_amount(
+        literal(Decimal("999999")), literal(Decimal("999999999")), "0", literal(Decimal(0))
+    )
+    assert con.execute(f"select {inside}").fetchone()[0] is False
 
 
 @settings(

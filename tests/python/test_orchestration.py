@@ -123,6 +123,8 @@ EXPECTED_ASSETS = {
         "ledger/fct_invoice_line_items_finalized",
         "ledger/fct_invoice_voids",
         "ledger/fct_invoices_finalized",
+        # Which event rows each scoped data test has passed (D68), written by dbt's hooks.
+        "ops/data_test_passes",
     ],
 }
 EXPECTED_GATES = {

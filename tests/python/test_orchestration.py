@@ -206,7 +206,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
     }
     assert set(groups) == {
         "audit", "billing", "checks", "control", "invoicing", "landing", "ledger", "metering",
-        "published", "raw", "reconciliation", "reference", "staging", "usage",
+        "ops", "published", "raw", "reconciliation", "reference", "staging", "usage",
     }  # fmt: skip
 
     gates = {

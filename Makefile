@@ -29,7 +29,7 @@ BENCH_MONTHS ?= 1
 PYTEST_WORKERS ?= 2
 LINT_PROCESSES ?= 2
 
-.PHONY: help demo test setup lint format pytest bench quality ui clean
+.PHONY: help demo test setup lint format pytest test-faults bench quality ui clean
 
 # `make help` lists every target with the text after its `##`.
 help: ## list the targets
@@ -73,6 +73,9 @@ format: setup ## ruff and sqlfluff, fixing what they can
 # Workers take whole test groups (tests/python/conftest.py), longest first.
 pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt builds)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+test-faults: setup ## only the fault-injection tests (CI=true runs them within make test)
+	BILLING_FAULTS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m faults
 
 bench: setup ## full build, daily build, reference pipeline, side by side (BENCH_EVENTS=N a month, BENCH_MONTHS=M)
 	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS) --months $(BENCH_MONTHS)

@@ -29,7 +29,7 @@ BENCH_MONTHS ?= 1
 PYTEST_WORKERS ?= 2
 LINT_PROCESSES ?= 2
 
-.PHONY: help demo test setup lint format pytest test-faults bench quality ui clean
+.PHONY: help demo test setup lint format pytest test-faults torture bench quality ui clean
 
 # `make help` lists every target with the text after its `##`.
 help: ## list the targets
@@ -76,6 +76,11 @@ pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt build
 
 test-faults: setup ## only the fault-injection tests (CI=true runs them within make test)
 	BILLING_FAULTS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m faults
+
+# Every fault-class test (the killed builds and ingests, replays, held warehouses, hostile
+# alert text), fault injection included, then the table of faults injected and survived.
+torture: setup ## every fault-injection, replay and concurrency test, then their table
+	BILLING_FAULTS=1 BILLING_TORTURE=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m torture
 
 bench: setup ## full build, daily build, reference pipeline, side by side (BENCH_EVENTS=N a month, BENCH_MONTHS=M)
 	$(BIN)/python -m billing.bench --events $(BENCH_EVENTS) --months $(BENCH_MONTHS)

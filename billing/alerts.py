@@ -39,6 +39,7 @@ import duckdb
 
 from billing.quality import QualityReport, anomaly_statistics, clean_value
 from billing.rules.calendar import Window
+from billing.warehouse import lock
 
 WEBHOOK_URL = "BILLING_ALERT_WEBHOOK_URL"
 SMTP_PASSWORD = "BILLING_ALERT_SMTP_PASSWORD"
@@ -210,16 +211,37 @@ def run_failure_alert(job: str, scope: Window | None, reason: str) -> Alert:
     )
 
 
+def mrkdwn_escaped(text: str) -> str:
+    """Text as Slack mrkdwn shows it literally: `&`, `<` and `>` as entities (Slack's rule).
+
+    Alerts carry event-derived text (customer ids, file names, quarantine reasons); left
+    raw, `<!channel>` in a file name pings a whole channel and `<https://x|invoice>` is a
+    disguised link (D71).
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code_block(text: str) -> str:
+    """`text` in a mrkdwn code block that nothing in it can close: every backtick is kept,
+    with a zero-width space after it, so no three of them in a row end the fence early."""
+    return "```" + mrkdwn_escaped(text).replace("`", "`\u200b") + "```"
+
+
 def webhook_payload(alert: Alert) -> dict:
-    """Slack's incoming-webhook shape (`text` + `blocks`), with the raw fields beside it."""
+    """Slack's incoming-webhook shape (`text` + `blocks`), with the raw fields beside it.
+
+    The summary goes out as `plain_text` (Slack renders it as is, no markup, no mentions)
+    and the fallback `text` and the details as escaped mrkdwn (D71); the `alert` fields
+    beside them are data, raw as stored.
+    """
     return {
-        "text": f"[{alert.severity.upper()}] {alert.summary}",
+        "text": mrkdwn_escaped(f"[{alert.severity.upper()}] {alert.summary}"),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{alert.summary}*"}},
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": "```" + alert.text() + "```"},
+                "text": {"type": "plain_text", "text": alert.summary, "emoji": False},
             },
+            {"type": "section", "text": {"type": "mrkdwn", "text": code_block(alert.text())}},
         ],
         "alert": {
             "alert_id": alert.alert_id,
@@ -341,9 +363,15 @@ def smtp_port(environment: Mapping[str, str]) -> int:
     return int(text)
 
 
+def one_line_header(text: str) -> str:
+    """A mail header value from event-derived text: control characters (a CR or LF from a
+    file name would end the header, or fail the send) become spaces (D71)."""
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).split())
+
+
 def send_email(environment: Mapping[str, str], alert: Alert) -> None:
     message = EmailMessage()
-    message["Subject"] = f"[billing {alert.severity}] {alert.summary}"
+    message["Subject"] = one_line_header(f"[billing {alert.severity}] {alert.summary}")
     message["From"] = environment.get("BILLING_ALERT_EMAIL_FROM", "billing-alerts@localhost")
     message["To"] = environment["BILLING_ALERT_EMAIL_TO"]
     message["X-Billing-Alert-Id"] = alert.alert_id
@@ -529,14 +557,11 @@ def recent_alerts(warehouse: Path, limit: int = 20) -> str:
     if not warehouse.exists():
         raise AlertStoreError(f"no warehouse at {warehouse}")
     try:
-        con = duckdb.connect(str(warehouse), read_only=True)
+        con = lock.connect(warehouse, read_only=True)
+    except lock.WarehouseBusy as error:
+        raise AlertStoreError(f"cannot read alerts: {error}") from error
     except duckdb.Error as error:
-        raise AlertStoreError(
-            f"cannot read alerts: the warehouse {warehouse} is held by another process "
-            "(a build or a run); try again when it has finished"
-            if "lock" in str(error).lower()
-            else f"cannot read alerts from {warehouse}: {one_line(error)}"
-        ) from error
+        raise AlertStoreError(f"cannot read alerts from {warehouse}: {one_line(error)}") from error
     with con:
         exists = con.execute(
             "select count(*) from information_schema.tables "

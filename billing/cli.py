@@ -131,24 +131,29 @@ def command_void(args: argparse.Namespace) -> None:
 
     import duckdb
 
+    from billing.warehouse import lock
     from billing.warehouse.ledger import LedgerError, ensure_ledger_schema, void_invoices
 
     settings = load_settings()
     if not settings.warehouse.exists():
         raise UserError(f"no warehouse at {settings.warehouse}: nothing has been finalized")
+    # A void writes the ledger: it waits for a running build as a build waits for it (D70).
     try:
-        con = duckdb.connect(str(settings.warehouse))
+        with lock.exclusive_run(settings.warehouse, "billing void"):
+            con = lock.connect(settings.warehouse)
+            try:
+                ensure_ledger_schema(con)
+                voided = void_invoices(
+                    con, args.invoices, args.reason, datetime.now(UTC).replace(tzinfo=None)
+                )
+            finally:
+                con.close()
+    except lock.WarehouseBusy as error:
+        raise UserError(f"nothing was voided: {error}") from error
     except duckdb.Error as error:
         raise UserError(f"cannot open warehouse {settings.warehouse}: {error}") from error
-    try:
-        ensure_ledger_schema(con)
-        voided = void_invoices(
-            con, args.invoices, args.reason, datetime.now(UTC).replace(tzinfo=None)
-        )
     except LedgerError as error:
         raise UserError(str(error)) from error
-    finally:
-        con.close()
     for invoice in voided:
         print(invoice.describe())
     print(

@@ -30,6 +30,8 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
+from billing.warehouse import lock
+
 EVENT_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 CONTROL_FILE_PREFIX = "control-totals"
 CONTROL_FORMATS = {"control.csv", "control.jsonl"}
@@ -421,7 +423,9 @@ def connect_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(warehouse))
+        con = lock.connect(warehouse)
+    except lock.WarehouseBusy as error:
+        raise IngestError(f"nothing landed: {error}") from error
     except duckdb.Error as error:
         raise IngestError(f"cannot open warehouse {warehouse}: {error}") from error
     try:
@@ -535,13 +539,19 @@ def ingest_files(
     """
     files = discover_files(list(paths))
     loaded_at = loaded_at or datetime.now(UTC).replace(tzinfo=None)
-    con = connect_warehouse(warehouse)
+    # A build reads raw rows in several steps; an ingest waits for the whole build, not
+    # only for its current step (D70).
     try:
-        return _ingest_each(con, files, landing_dir, loaded_at, show_progress)
-    except duckdb.Error as error:
-        raise IngestError(f"ingest failed: {rejection_reason(error)}") from error
-    finally:
-        con.close()
+        with lock.exclusive_run(warehouse, "billing ingest"):
+            con = connect_warehouse(warehouse)
+            try:
+                return _ingest_each(con, files, landing_dir, loaded_at, show_progress)
+            except duckdb.Error as error:
+                raise IngestError(f"ingest failed: {rejection_reason(error)}") from error
+            finally:
+                con.close()
+    except lock.WarehouseBusy as error:
+        raise IngestError(f"nothing landed: {error}") from error
 
 
 def _ingest_each(

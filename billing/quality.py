@@ -22,6 +22,7 @@ import yaml
 
 from billing.rules.calendar import Window, add_months
 from billing.settings import PROJECT_DIR, quiet_environment
+from billing.warehouse import lock
 
 
 def dbt_project_var(name: str):
@@ -785,7 +786,9 @@ def connect_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
     if not warehouse.exists():
         raise QualityError(f"no warehouse at {warehouse}: run `billing build` first")
     try:
-        return duckdb.connect(str(warehouse), read_only=True)
+        return lock.connect(warehouse, read_only=True)
+    except lock.WarehouseBusy as error:
+        raise QualityError(f"nothing checked: {error}") from error
     except duckdb.Error as error:
         raise QualityError(f"cannot open warehouse {warehouse}: {error}") from error
 

@@ -17,6 +17,7 @@ import duckdb
 
 from billing.rules.calendar import normalize_as_of
 from billing.settings import Settings
+from billing.warehouse import lock
 from billing.warehouse.dbt import PRODUCTION_BUILD_ARGS, BuildError, prepare_run, run_dbt
 from billing.warehouse.gate_passes import record_gate_pass, staged_to_check
 from billing.warehouse.ledger import FinalizeResult, LedgerError, finalize
@@ -62,6 +63,17 @@ def build(
     refresh rebuilds the incremental models from all landed rows (DECISIONLOG D57); the
     invoices are the same either way.
     """
+    try:
+        with lock.exclusive_run(settings.warehouse, "billing build"):
+            return _build(settings, as_of, select, verbose, full_refresh)
+    except lock.WarehouseBusy as error:
+        raise BuildError(f"nothing was built: {error}") from error
+
+
+def _build(
+    settings: Settings, as_of: str, select: str | None, verbose: bool, full_refresh: bool
+) -> BuildOutcome:
+    """`build`'s steps, under the warehouse's run lock (D70)."""
     build_id = "" if select else f"build-{uuid.uuid4().hex}"
     prepare_run(settings, run_context_for(as_of, build_id))
     args = ["build", *PRODUCTION_BUILD_ARGS]
@@ -129,7 +141,7 @@ def check_gates(settings: Settings) -> str:
     except QualityError as error:
         raise BuildError(f"quality gates could not run, nothing was finalized: {error}") from error
     staged_rules = next(spec for spec in SUITES if spec.name == "staged_events").expectations()
-    with duckdb.connect(str(settings.warehouse)) as con:
+    with _connect(settings) as con:
         staged = staged_to_check(con, staged_rules)
     report = run_quality(settings.warehouse, scope, staged_after_batch=staged.after_batch)
     raise_alerts(settings.warehouse, alerts_from_report(report))
@@ -139,7 +151,7 @@ def check_gates(settings: Settings) -> str:
             f"quality gates failed ({', '.join(failed)}) for {scope.label}: nothing was "
             "finalized or published; see `billing quality` and `billing alerts`"
         )
-    with duckdb.connect(str(settings.warehouse)) as con:
+    with _connect(settings) as con:
         record_gate_pass(con, scope.label, staged)
     staged_rows = next(
         (result.row_count for result in report.results if result.suite == "staged_events"), 0
@@ -149,16 +161,24 @@ def check_gates(settings: Settings) -> str:
     )
 
 
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A writing connection to the warehouse between the build's steps, waiting while a
+    reader or an ingest holds it (D70); one-line BuildError otherwise."""
+    try:
+        return lock.connect(settings.warehouse)
+    except lock.WarehouseBusy as error:
+        raise BuildError(f"nothing was finalized or published: {error}") from error
+    except duckdb.Error as error:
+        raise BuildError(f"cannot open warehouse {settings.warehouse}: {error}") from error
+
+
 def finalize_ledger(settings: Settings, build_id: str) -> FinalizeResult:
     """The build's one write to the ledger, in one transaction (billing/warehouse/ledger.py).
 
     Only rows the dbt run `build_id` computed are taken: rows left by a partial build or
     another run (whose gates did not check them) make finalization refuse.
     """
-    try:
-        con = duckdb.connect(str(settings.warehouse))
-    except duckdb.Error as error:
-        raise BuildError(f"cannot open warehouse {settings.warehouse}: {error}") from error
+    con = _connect(settings)
     try:
         return finalize(con, build_id)
     except LedgerError as error:

@@ -14,6 +14,7 @@ import duckdb
 
 from billing.landing import ensure_raw_schema
 from billing.settings import PROJECT_DIR, Settings, quiet_environment
+from billing.warehouse import lock
 from billing.warehouse.ledger import ensure_ledger_schema
 from billing.warehouse.run_context import RunContext, write_run_context
 
@@ -112,12 +113,11 @@ def prepare_run(settings: Settings, context: RunContext) -> None:
     ledger, control) exist, even before any ingest, and control holds this run's context."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(settings.warehouse))
+        con = lock.connect(settings.warehouse)
+    except lock.WarehouseBusy as error:
+        raise BuildError(f"nothing was built: {error}") from error
     except duckdb.Error as error:
-        raise BuildError(
-            f"cannot open warehouse {settings.warehouse} (another build or reader holding "
-            f"it?): {error}"
-        ) from error
+        raise BuildError(f"cannot open warehouse {settings.warehouse}: {error}") from error
     try:
         ensure_raw_schema(con)
         ensure_ledger_schema(con)

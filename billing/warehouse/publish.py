@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from billing.settings import Settings
+from billing.warehouse import lock
 from billing.warehouse.dbt import BuildError
 from billing.warehouse.ledger import pending_invoice_count
 
@@ -46,7 +47,8 @@ def publish(settings: Settings) -> Path:
     parquet_dir.mkdir(parents=True)
     con = duckdb.connect()
     try:
-        con.execute(f"attach {sql_string(settings.warehouse.as_posix())} as warehouse (read_only)")
+        attach = f"attach {sql_string(settings.warehouse.as_posix())} as warehouse (read_only)"
+        _waiting(lambda: con.execute(attach), settings.warehouse)
         con.execute(f"attach {sql_string((partial / 'marts.duckdb').as_posix())} as published")
         tables = [
             row[0]
@@ -81,7 +83,7 @@ def refuse_pending_finalization(warehouse: Path) -> None:
     invoices as finalized (macro ledger_after_this_build); a later publish (the daily
     job's, say) must not hand those to finance.
     """
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with _waiting(lambda: duckdb.connect(str(warehouse), read_only=True), warehouse) as con:
         pending = pending_invoice_count(con)
     if pending:
         raise BuildError(
@@ -89,6 +91,14 @@ def refuse_pending_finalization(warehouse: Path) -> None:
             "finalized (a gate or the ledger check failed); run `billing build` or the "
             "monthly job again once it passes"
         )
+
+
+def _waiting(open_file, warehouse: Path):
+    """`open_file()`, waiting while another process writes the warehouse (D70)."""
+    try:
+        return lock.wait_for_file(open_file, warehouse)
+    except lock.WarehouseBusy as error:
+        raise BuildError(f"not published: {error}") from error
 
 
 def swap_pointer(pointer: Path, version: Path) -> None:

@@ -111,13 +111,20 @@ def test_a_locked_warehouse_is_one_line_without_traceback(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        result = run("build", env={"BILLING_WAREHOUSE": str(warehouse)})
+        # No wait (D70): the first refusal is the answer, in one line.
+        result = run(
+            "build", env={"BILLING_WAREHOUSE": str(warehouse), "BILLING_LOCK_TIMEOUT": "0"}
+        )
     finally:
         holder.kill()
         holder.wait()
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "cannot open warehouse" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"billing build: error: nothing was built: the warehouse {warehouse} is held by "
+        f"PID {holder.pid} (a build or another run) and was not released within 0 s "
+        "(BILLING_LOCK_TIMEOUT); try again when it has finished"
+    ]
 
 
 def test_quality_without_a_warehouse_is_one_line(tmp_path):
@@ -331,14 +338,17 @@ def test_alerts_on_a_held_warehouse_are_one_line(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        result = run("alerts", env={"BILLING_WAREHOUSE": str(warehouse)})
+        result = run(
+            "alerts", env={"BILLING_WAREHOUSE": str(warehouse), "BILLING_LOCK_TIMEOUT": "0"}
+        )
     finally:
         holder.kill()
         holder.wait()
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines() == [
         f"billing alerts: error: cannot read alerts: the warehouse {warehouse} is held by "
-        "another process (a build or a run); try again when it has finished"
+        f"PID {holder.pid} (a build or another run) and was not released within 0 s "
+        "(BILLING_LOCK_TIMEOUT); try again when it has finished"
     ]
 
 

@@ -13,7 +13,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import worker_group
+from conftest import faults_run, worker_group
 
 from billing.seeds import quarantine_reasons
 from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings
@@ -259,3 +259,76 @@ def test_workers_take_whole_groups(request):
     assert [
         item.nodeid for item in items if not item.nodeid.endswith(f"@{worker_group(item)}")
     ] == []
+
+
+FAULT_CASES = [
+    f"test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts[{victim}]"
+    for victim in (
+        "stg_events__parsed_events",
+        "stg_events__routed_events",
+        "stg_events__usage_events",
+        "int_events_metered",
+        "int_events_priced",
+        "int_usage_aggregated_to_periods",
+        "int_usage_aggregated_to_charges",
+        "int_usage_tied_out_to_periods",
+    )
+]
+
+
+def pytest_of(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    """pytest over the incremental-staging module in its own process, with CI and
+    BILLING_FAULTS as given (unset otherwise), never on workers."""
+    env = {k: v for k, v in os.environ.items() if k not in {"CI", "BILLING_FAULTS"}}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run(
+        [
+            str(PROJECT_DIR / ".venv" / "bin" / "pytest"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "tests/python/test_incremental_staging.py",
+            *args,
+        ],
+        cwd=PROJECT_DIR,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_fault_injection_is_the_eight_marked_cases_and_skipped_only_outside_ci(monkeypatch):
+    """D69: the eight opt-in kill cases are exactly those marked `faults`; without CI=true
+    or BILLING_FAULTS=1 each is reported as skipped (never silently absent), and a
+    fault-only run that selects nothing fails (pytest's exit 5), as `make test-faults`
+    would."""
+    collected = pytest_of("--collect-only", "-m", "faults")
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    ids = sorted(line.split("::")[1] for line in collected.stdout.splitlines() if "::" in line)
+    assert ids == sorted(FAULT_CASES)
+
+    local = pytest_of("-m", "faults")
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "8 skipped" in local.stdout
+    assert local.stdout.count("fault injection: CI=true or make test-faults") == 1  # grouped
+
+    nothing = pytest_of("-m", "faults", "-k", "no_such_victim", BILLING_FAULTS="1")
+    assert nothing.returncode == 5, nothing.stdout + nothing.stderr
+
+    # CI (any case of "true") or BILLING_FAULTS=1 runs them; nothing else does.
+    for ci, faults, runs in [
+        ("true", None, True),
+        ("TRUE", None, True),
+        (None, "1", True),
+        ("false", None, False),
+        (None, "yes", False),
+        (None, None, False),
+    ]:
+        for name, value in (("CI", ci), ("BILLING_FAULTS", faults)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        assert faults_run() is runs, (ci, faults)

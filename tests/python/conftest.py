@@ -70,6 +70,8 @@ FAULT_CLASSES = {
     "test_incremental_staging::test_a_build_killed": "a build killed after a model, run again",
     "test_faults::test_an_ingest_killed": "an ingest killed mid-file or mid-batch, run again",
     "test_faults::test_replayed_files": "files sent again: renamed, re-gzipped, re-split",
+    "test_faults::test_two_builds": "a run meeting a held warehouse or a running build",
+    "test_faults::test_a_reader": "a reader holding the published copy during a publish",
     "test_warehouse_lock::test_an_ingest": "a run meeting a held warehouse or a running build",
     "test_warehouse_lock::test_quality": "a run meeting a held warehouse or a running build",
     "test_alert_payloads::": "hostile text in alerts",

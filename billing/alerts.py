@@ -221,10 +221,28 @@ def mrkdwn_escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Slack refuses a block whose text is longer than this, and then delivers nothing.
+SLACK_TEXT_LIMIT = 3000
+TRUNCATED = "\n… (cut to fit Slack; billing alerts shows the whole alert)"
+
+
+def fit_slack(text: str, room: int = SLACK_TEXT_LIMIT) -> str:
+    """`text` cut to `room` characters with a note saying so, never inside an entity."""
+    if len(text) <= room:
+        return text
+    cut = text[: room - len(TRUNCATED)]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut + TRUNCATED
+
+
 def code_block(text: str) -> str:
     """`text` in a mrkdwn code block that nothing in it can close: every backtick is kept,
-    with a zero-width space after it, so no three of them in a row end the fence early."""
-    return "```" + mrkdwn_escaped(text).replace("`", "`\u200b") + "```"
+    with a zero-width space after it, so no three of them in a row end the fence early (nor
+    join the opening one: the block starts on its own line). Cut to Slack's limit."""
+    body = mrkdwn_escaped(text).replace("`", "`\u200b")
+    return "```\n" + fit_slack(body, SLACK_TEXT_LIMIT - 8) + "\n```"
 
 
 def webhook_payload(alert: Alert) -> dict:
@@ -239,9 +257,13 @@ def webhook_payload(alert: Alert) -> dict:
         "blocks": [
             {
                 "type": "section",
-                "text": {"type": "plain_text", "text": alert.summary, "emoji": False},
+                "text": {"type": "plain_text", "text": fit_slack(alert.summary), "emoji": False},
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": code_block(alert.text())}},
+            {
+                "type": "section",
+                # verbatim: no automatic links, channel names or mentions in the details
+                "text": {"type": "mrkdwn", "text": code_block(alert.text()), "verbatim": True},
+            },
         ],
         "alert": {
             "alert_id": alert.alert_id,

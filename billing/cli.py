@@ -140,7 +140,10 @@ def command_void(args: argparse.Namespace) -> None:
     # A void writes the ledger: it waits for a running build as a build waits for it (D70).
     try:
         with lock.exclusive_run(settings.warehouse, "billing void"):
-            con = lock.connect(settings.warehouse)
+            try:
+                con = lock.connect(settings.warehouse)
+            except duckdb.Error as error:
+                raise UserError(f"cannot open warehouse {settings.warehouse}: {error}") from error
             try:
                 ensure_ledger_schema(con)
                 voided = void_invoices(
@@ -150,8 +153,6 @@ def command_void(args: argparse.Namespace) -> None:
                 con.close()
     except lock.WarehouseBusy as error:
         raise UserError(f"nothing was voided: {error}") from error
-    except duckdb.Error as error:
-        raise UserError(f"cannot open warehouse {settings.warehouse}: {error}") from error
     except LedgerError as error:
         raise UserError(str(error)) from error
     for invoice in voided:

@@ -668,6 +668,19 @@ def withdraw_file(
     if not reason:
         raise IngestError("a withdrawal needs a reason (--reason TEXT)")
     withdrawn_at = withdrawn_at or datetime.now(UTC).replace(tzinfo=None)
+    # A withdrawal between a build's rating and its ledger write would let that build
+    # finalize invoices billing the withdrawn file: it waits for a running build (D70).
+    try:
+        with lock.exclusive_run(warehouse, "billing withdraw"):
+            return _withdraw(warehouse, file_name, reason, file_id, withdrawn_at)
+    except lock.WarehouseBusy as error:
+        raise IngestError(f"nothing was withdrawn: {error}") from error
+
+
+def _withdraw(
+    warehouse: Path, file_name: str, reason: str, file_id: int | None, withdrawn_at: datetime
+) -> Withdrawal:
+    """`withdraw_file`'s checks and its one write, under the run lock."""
     con = connect_warehouse(warehouse)
     try:
         candidates = con.execute(

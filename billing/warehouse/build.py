@@ -143,7 +143,10 @@ def check_gates(settings: Settings) -> str:
     staged_rules = next(spec for spec in SUITES if spec.name == "staged_events").expectations()
     with _connect(settings) as con:
         staged = staged_to_check(con, staged_rules)
-    report = run_quality(settings.warehouse, scope, staged_after_batch=staged.after_batch)
+    try:
+        report = run_quality(settings.warehouse, scope, staged_after_batch=staged.after_batch)
+    except QualityError as error:
+        raise BuildError(f"quality gates could not run, nothing was finalized: {error}") from error
     raise_alerts(settings.warehouse, alerts_from_report(report))
     if not report.passed:
         failed = sorted({result.suite for result in report.results if not result.passed})

@@ -66,10 +66,20 @@ def run_dbt(args: list[str], settings: Settings, verbose: bool = True) -> list:
         full_args.append("--quiet")
         progress = tqdm(desc=f"dbt {args[0]}", unit="node")
         callbacks.append(lambda event: _advance(progress, event))
+
+    def invoke():
+        try:
+            return dbtRunner(callbacks=callbacks).invoke(full_args)
+        finally:
+            release_dbt_connection()
+
     try:
-        result = dbtRunner(callbacks=callbacks).invoke(full_args)
+        # dbt opens the warehouse itself; a reader that took the file since prepare_run
+        # makes it fail at its first node, before anything ran: wait and run it again (D70).
+        result = lock.retry_while_held(invoke, settings.warehouse, _lock_holder_of)
+    except lock.WarehouseBusy as error:
+        raise BuildError(f"dbt {args[0]} did not run: {error}") from error
     finally:
-        release_dbt_connection()
         if progress is not None:
             progress.close()
     if result.exception is not None:
@@ -87,6 +97,17 @@ def run_dbt(args: list[str], settings: Settings, verbose: bool = True) -> list:
     # The project's run hooks (D68) report as results too; what was built is the rest, so
     # a selection that matched nothing still returns nothing.
     return [node for node in node_results if node.node.resource_type != "operation"]
+
+
+def _lock_holder_of(result) -> str | None:
+    """Who held the warehouse when a dbt run failed because it could not open it."""
+    if result.success:
+        return None
+    texts = [str(result.exception or "")] + [
+        str(getattr(node, "message", "") or "")
+        for node in (getattr(result.result, "results", None) or [])
+    ]
+    return next(filter(None, map(lock.lock_conflict_holder, texts)), None)
 
 
 def _advance(progress, event) -> None:

@@ -108,8 +108,8 @@ def _retry(
         try:
             return attempt()
         except _Held as held:
-            pause = next(waits)
-            if clock() + pause > deadline:
+            remaining = deadline - clock()
+            if remaining <= 0:
                 raise WarehouseBusy(
                     f"the warehouse {warehouse} is held by {held.holder} and was not "
                     f"released within {limit:g} s ({LOCK_TIMEOUT_ENV}); try again when it "
@@ -121,7 +121,31 @@ def _retry(
                     f"up to {limit:g} s ({LOCK_TIMEOUT_ENV})"
                 )
                 waiting = True
-        sleep(pause)
+        # Never sleep past the deadline: the last attempt is at it, not a pause early.
+        sleep(min(next(waits), remaining))
+
+
+def retry_while_held(
+    attempt: Callable[[], T], warehouse: Path, held_by: Callable[[T], str | None], **wait
+) -> T:
+    """`attempt()` again while `held_by(its result)` names a holder (a dbt run that could
+    not open the file reports it in its result, not by raising)."""
+
+    def once() -> T:
+        result = attempt()
+        holder = held_by(result)
+        if holder:
+            raise _Held(holder)
+        return result
+
+    return _retry(once, warehouse, **wait)
+
+
+def lock_conflict_holder(text: str) -> str | None:
+    """The holder named by a DuckDB lock refusal somewhere in `text`, else None."""
+    if "Could not set lock on file" not in text:
+        return None
+    return f"{lock_holder(Exception(text))} (a build or another run)"
 
 
 def wait_for_file(open_file: Callable[[], T], warehouse: Path, **wait) -> T:
@@ -146,6 +170,10 @@ def connect(warehouse: Path, read_only: bool = False, **wait) -> duckdb.DuckDBPy
     )
 
 
+# The run locks this process holds (exclusive_run is not re-entrant).
+_HELD: set[Path] = set()
+
+
 def run_lock_path(warehouse: Path) -> Path:
     """The file builds lock, beside the warehouse (the warehouse's own lock is DuckDB's)."""
     return warehouse.with_name(f"{warehouse.name}.run.lock")
@@ -162,8 +190,14 @@ def exclusive_run(warehouse: Path, command: str, **wait) -> Iterator[None]:
     The file names its holder for the waiting line.
     """
     path = run_lock_path(warehouse)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+", encoding="utf-8")
+    if path in _HELD:
+        # flock is per open file: taking it again in this process would wait on itself.
+        raise RuntimeError(f"{command}: this process already holds the run lock {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as error:
+        raise WarehouseBusy(f"cannot open the run lock {path}: {error.strerror}") from error
     try:
 
         def attempt() -> None:
@@ -178,6 +212,10 @@ def exclusive_run(warehouse: Path, command: str, **wait) -> Iterator[None]:
         handle.truncate()
         handle.write(f"{command} (PID {os.getpid()})\n")
         handle.flush()
-        yield
+        _HELD.add(path)
+        try:
+            yield
+        finally:
+            _HELD.discard(path)
     finally:
         handle.close()  # closing the file releases the flock

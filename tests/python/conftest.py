@@ -81,19 +81,33 @@ FAULT_CLASSES = {
 
 def fault_class_of(item: pytest.Item) -> str | None:
     """The fault class a test injects (FAULT_CLASSES), or None for any other test."""
-    key = f"{item.module.__name__.rsplit('.', 1)[-1]}::{item.name}"
+    module = getattr(item, "module", None)
+    if module is None:
+        return None
+    key = f"{module.__name__.rsplit('.', 1)[-1]}::{item.name}"
     return next((label for prefix, label in FAULT_CLASSES.items() if key.startswith(prefix)), None)
 
 
 def torture_table(reports: list) -> list[str]:
-    """Per fault class: cases, survived (passed), failed, skipped; from the test reports."""
-    counts: dict[str, dict[str, int]] = {}
+    """Per fault class: cases, survived (passed), failed, skipped; from the test reports.
+
+    A test counts once, by its worst phase: a call that passed and a teardown that failed
+    is a failure; a skip in setup is a skip.
+    """
+    worst: dict[str, tuple[str, str]] = {}
+    rank = {"passed": 0, "skipped": 1, "failed": 2}
     for report in reports:
         fault_class = dict(report.user_properties).get("fault_class")
-        if not fault_class or not (report.when == "call" or report.outcome != "passed"):
+        if not fault_class:
             continue
+        outcome = "skipped" if hasattr(report, "wasxfail") else report.outcome
+        seen = worst.get(report.nodeid, (fault_class, "passed"))[1]
+        if rank[outcome] >= rank[seen]:
+            worst[report.nodeid] = (fault_class, outcome)
+    counts: dict[str, dict[str, int]] = {}
+    for fault_class, outcome in worst.values():
         row = counts.setdefault(fault_class, {"passed": 0, "failed": 0, "skipped": 0})
-        row["failed" if report.outcome == "error" else report.outcome] += 1
+        row[outcome] += 1
     width = max((len(name) for name in counts), default=11)
     lines = [f"{'fault class':<{width}}  cases  survived  failed  skipped"]
     for name in sorted(counts):
@@ -112,7 +126,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         return
     reports = [
         report
-        for outcome in ("passed", "failed", "error", "skipped")
+        for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
         for report in terminalreporter.stats.get(outcome, [])
         if hasattr(report, "user_properties")
     ]

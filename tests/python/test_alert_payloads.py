@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from billing.alerts import Alert, code_block, mrkdwn_escaped, one_line_header, webhook_payload
+from billing.alerts import (
+    SLACK_TEXT_LIMIT,
+    Alert,
+    code_block,
+    mrkdwn_escaped,
+    one_line_header,
+    webhook_payload,
+)
 
 # A file name and a customer id as a hostile or careless producer could send them.
 FILE = "usage_<!channel>_&_<https://evil.example|invoice>.jsonl"
@@ -32,8 +39,20 @@ def test_mrkdwn_entities_are_escaped_once_ampersand_first():
 
 def test_no_backtick_run_can_close_the_code_block():
     block = code_block("x ``` y")
-    assert block == "```x `\u200b`\u200b`\u200b y```"
+    assert block == "```\nx `\u200b`\u200b`\u200b y\n```"
     assert block[3:-3].count("```") == 0
+    # A leading backtick does not join the opening fence.
+    assert code_block("`x") == "```\n`\u200bx\n```"
+
+
+def test_a_long_alert_is_cut_to_fit_slack_never_inside_an_entity():
+    block = code_block("<" * 5000)
+    assert SLACK_TEXT_LIMIT - 4 <= len(block) <= SLACK_TEXT_LIMIT  # no partial &lt;
+    body = block.removeprefix("```\n").removesuffix("\n```")
+    kept, note = body.split("\n… ")
+    assert set(kept.split("&lt;")) == {""}  # whole entities only
+    assert note == "(cut to fit Slack; billing alerts shows the whole alert)"
+    assert code_block("short") == "```\nshort\n```"
 
 
 def test_the_webhook_payload_carries_no_live_markup():
@@ -54,7 +73,8 @@ def test_the_webhook_payload_carries_no_live_markup():
         ".jsonl rejected\r\nBcc: everyone@example.com"
     )
     details = details_block["text"]["text"]
-    assert details.startswith("```") and details.endswith("```")
+    assert details_block["text"]["verbatim"] is True
+    assert details.startswith("```\n") and details.endswith("\n```")
     assert details[3:-3].count("```") == 0
     assert "cus_`\u200b`\u200b`\u200b*bold*`\u200b`\u200b`\u200b" in details
     # The raw fields stay data, exactly as stored, and the whole payload is valid JSON.

@@ -166,6 +166,19 @@ def rows_of(path: Path, schemas: tuple[str, ...]) -> dict:
         }
 
 
+def parquet_rows(folder: Path) -> dict:
+    """Every row of every published Parquet file, by file name, without run stamps."""
+    with duckdb.connect() as con:
+        found = {}
+        for path in sorted(folder.glob("*")):
+            source = f"read_parquet('{path.as_posix()}')"
+            columns = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
+            stamps = sorted(columns & RUN_STAMPS)
+            picked = f"* exclude ({', '.join(stamps)})" if stamps else "*"
+            found[path.name] = con.execute(f"select {picked} from {source} order by all").fetchall()
+        return found
+
+
 def state(settings: Settings) -> dict:
     """What a run leaves: raw, marts and the ledger, the published marts, and the files
     beside the warehouse (unfinished versions, temporary files, a left-over WAL)."""
@@ -174,7 +187,7 @@ def state(settings: Settings) -> dict:
     return {
         "warehouse": rows_of(settings.warehouse, ("raw", "marts", "ledger")),
         "published": rows_of(published, ("main",)) if published.exists() else None,
-        "parquet": sorted(p.name for p in (settings.published_dir / "parquet").glob("*")),
+        "parquet": parquet_rows(settings.published_dir / "parquet"),
         "unfinished": sorted(
             str(p.relative_to(root))
             for p in root.rglob("*")

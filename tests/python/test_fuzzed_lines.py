@@ -314,11 +314,12 @@ def test_every_valid_line_is_accepted_and_nothing_that_is_not_an_object_is(fuzze
 
 
 def test_every_quarantined_line_has_a_reason(fuzzed):
-    assert query(
+    quarantined, without_reason = query(
         fuzzed["warehouse"],
-        "select count(*) from staging.stg_events__routed_events "
-        "where event_status = 'quarantined' and quarantine_reason is null",
-    ) == [(0,)]
+        "select count(*), count(*) filter (where quarantine_reason is null) "
+        "from staging.stg_events__routed_events where event_status = 'quarantined'",
+    )[0]
+    assert quarantined >= 160 and without_reason == 0  # the 162 lines that are no object
 
 
 def test_every_valid_event_reaches_usage_exactly_once(fuzzed):

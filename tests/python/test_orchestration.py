@@ -527,6 +527,14 @@ def test_dagster_dev_serves_the_asset_graph(definitions, tmp_path):
     with log.open("w") as sink:
         server = subprocess.Popen(
             [
+                # A pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored
+                # across exec: `dagster dev` then never heard the shutdown below and each
+                # run waited out the 60 s grace (measured on 2026-12-06: 80 s in the suite,
+                # 23 s alone). The launcher restores it, then becomes `dagster`.
+                sys.executable,
+                "-c",
+                "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.argv[1], sys.argv[1:])",
                 str(PROJECT_DIR / ".venv" / "bin" / "dagster"),
                 "dev",
                 "-m",
@@ -545,10 +553,6 @@ def test_dagster_dev_serves_the_asset_graph(definitions, tmp_path):
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # A pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored
-            # across exec: `dagster dev` then never heard the shutdown below and each run
-            # waited out the 60 s grace (measured on 2026-12-06: 80 s in the suite, 23 s alone).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         entries = wait_for(loaded_locations)

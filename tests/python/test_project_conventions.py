@@ -7,13 +7,14 @@ hard-coded relations and sources read only by staging.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import subprocess
 
 import pytest
-from conftest import faults_run, worker_group
+from conftest import FAULT_CLASSES, faults_run, worker_group
 
 from billing.seeds import quarantine_reasons
 from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings
@@ -332,3 +333,16 @@ def test_fault_injection_is_the_eight_marked_cases_and_skipped_only_outside_ci(m
             else:
                 monkeypatch.setenv(name, value)
         assert faults_run() is runs, (ci, faults)
+
+
+def test_every_fault_class_names_tests_that_exist():
+    """`make torture` counts the tests of each fault class (conftest FAULT_CLASSES): a
+    renamed test must not drop out of it silently."""
+    missing = []
+    for prefix in FAULT_CLASSES:
+        module_name, _, test_prefix = prefix.partition("::")
+        module = importlib.import_module(module_name)
+        tests = [name for name in vars(module) if name.startswith("test_")]
+        if not any(name.startswith(test_prefix) for name in tests):
+            missing.append(prefix)
+    assert missing == []

@@ -108,8 +108,10 @@ def test_a_file_held_past_the_wait_is_one_line_naming_the_holder():
         "the warehouse /data/w.duckdb is held by PID 4242 (a build or another run) and was "
         "not released within 5 s (BILLING_LOCK_TIMEOUT); try again when it has finished"
     )
-    # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 = 3.1 s slept; the next 2 s pause would pass 5 s.
-    assert (fake.slept, calls["n"], len(said)) == ([0.1, 0.2, 0.4, 0.8, 1.6], 6, 1)
+    # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 = 3.1 s, then only the 1.9 s left: the last attempt is
+    # at the deadline, and then it gives up.
+    assert [round(pause, 6) for pause in fake.slept] == [0.1, 0.2, 0.4, 0.8, 1.6, 1.9]
+    assert (fake.now, calls["n"], len(said)) == (5.0, 7, 1)
 
 
 def test_no_wait_means_one_attempt_and_no_waiting_line():
@@ -233,15 +235,35 @@ def test_an_ingest_that_waited_too_long_fails_in_one_line_and_lands_nothing(land
     assert landed_rows(landing["warehouse"]) == 0
 
 
-def test_an_ingest_waits_for_a_whole_build_and_a_killed_build_leaves_no_lock(landing):
-    # A build between two steps holds no DuckDB lock, only the run lock beside the file.
-    warehouse = landing["warehouse"]
-    build = holder(
+def run_lock_holder(warehouse: Path) -> subprocess.Popen:
+    """A process holding the run lock as a build between two steps does: no DuckDB lock."""
+    return holder(
         "from pathlib import Path",
         "from billing.warehouse.lock import exclusive_run",
         f"run = exclusive_run(Path({str(warehouse)!r}), 'billing build')",
         "run.__enter__()",
     )
+
+
+def test_an_ingest_waits_for_a_whole_build_then_lands(landing):
+    build = run_lock_holder(landing["warehouse"])
+    try:
+        ingest = billing("ingest", env={**landing["env"], "BILLING_LOCK_TIMEOUT": "600"})
+        waiting = ingest.stderr.readline()
+        assert waiting == (
+            f"waiting for the warehouse {landing['warehouse']}: held by billing build "
+            f"(PID {build.pid}); up to 600 s (BILLING_LOCK_TIMEOUT)\n"
+        )
+    finally:
+        build.communicate("")
+    _, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err
+    assert landed_rows(landing["warehouse"]) == 2
+
+
+def test_an_ingest_refused_by_a_build_lands_at_once_after_that_build_is_killed(landing):
+    warehouse = landing["warehouse"]
+    build = run_lock_holder(warehouse)
     ingest = billing("ingest", env={**landing["env"], "BILLING_LOCK_TIMEOUT": "0"})
     _, err = ingest.communicate(timeout=600)
     assert ingest.returncode == 2
@@ -272,11 +294,92 @@ def test_quality_waits_for_a_writer_and_says_so_in_one_line(landing):
     finally:
         held.communicate("")
     assert quality.returncode == 2
-    assert (
-        err.strip()
-        .splitlines()[-1]
-        .startswith(
-            f"billing quality: error: nothing checked: the warehouse {landing['warehouse']} is "
-            f"held by PID {held.pid}"
-        )
+    assert err.strip().splitlines() == [
+        f"billing quality: error: nothing checked: the warehouse {landing['warehouse']} is "
+        f"held by PID {held.pid} (a build or another run) and was not released within 0 s "
+        "(BILLING_LOCK_TIMEOUT); try again when it has finished"
+    ]
+
+
+def test_the_run_lock_is_not_taken_twice_by_one_process(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    with (
+        lock.exclusive_run(warehouse, "billing build"),
+        pytest.raises(RuntimeError, match="already holds the run lock"),
+        lock.exclusive_run(warehouse, "billing ingest"),
+    ):
+        pass
+    with lock.exclusive_run(warehouse, "billing ingest"):  # released: taken again at once
+        pass
+
+
+def test_a_run_lock_that_cannot_be_opened_is_one_line(tmp_path):
+    folder = tmp_path / "w.duckdb.run.lock"
+    folder.mkdir()  # a directory where the lock file should be
+    with (
+        pytest.raises(lock.WarehouseBusy) as refused,
+        lock.exclusive_run(tmp_path / "w.duckdb", "billing build"),
+    ):
+        pass
+    assert str(refused.value) == f"cannot open the run lock {folder}: Is a directory"
+
+
+class FakeRun:
+    """What dbtRunner.invoke returns, as run_dbt reads it."""
+
+    def __init__(self, success: bool, messages=()):
+        self.success, self.exception = success, None
+        self.result = type("Results", (), {"results": [FakeNode(m) for m in messages]})()
+
+
+class FakeNode:
+    def __init__(self, message: str):
+        self.message, self.status = message, "error"
+        self.node = type("Node", (), {"name": "customers", "resource_type": "seed"})()
+
+
+def fake_dbt(monkeypatch, runs: list) -> list:
+    """dbtRunner replaced by one returning `runs` in turn; returns the invocations."""
+    import dbt.cli.main
+
+    invoked: list = []
+
+    class Runner:
+        def __init__(self, callbacks=None):
+            pass
+
+        def invoke(self, args):
+            invoked.append(args)
+            return runs[len(invoked) - 1]
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
+    return invoked
+
+
+def test_a_dbt_run_that_could_not_open_the_warehouse_waits_and_runs_again(
+    monkeypatch, tmp_path, capsys
+):
+    """A reader taking the file between prepare_run and dbt's own open fails dbt at its
+    first node, before anything ran; run_dbt says it waits and runs dbt again (D70)."""
+    from billing.settings import Settings
+    from billing.warehouse.dbt import run_dbt
+
+    invoked = fake_dbt(
+        monkeypatch, [FakeRun(False, [f"Runtime Error\n  {LOCK_ERROR}"]), FakeRun(True)]
     )
+    monkeypatch.setenv("BILLING_LOCK_TIMEOUT", "60")
+    settings = Settings(tmp_path / "w.duckdb", tmp_path / "landing", PROJECT_DIR / "seeds")
+    assert run_dbt(["build"], settings) == []
+    assert len(invoked) == 2
+    assert "held by PID 4242 (a build or another run); up to 60 s" in capsys.readouterr().err
+
+
+def test_a_dbt_failure_that_is_not_a_lock_is_not_run_again(monkeypatch, tmp_path):
+    from billing.settings import Settings
+    from billing.warehouse.dbt import BuildError, run_dbt
+
+    invoked = fake_dbt(monkeypatch, [FakeRun(False, ["Binder Error: column x does not exist"])])
+    settings = Settings(tmp_path / "w.duckdb", tmp_path / "landing", PROJECT_DIR / "seeds")
+    with pytest.raises(BuildError, match="dbt build failed: customers"):
+        run_dbt(["build"], settings)
+    assert len(invoked) == 1

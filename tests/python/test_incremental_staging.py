@@ -651,23 +651,23 @@ def test_event_table_tests_read_the_rows_written_since_they_last_passed(workspac
 # Every incremental model is a victim once. Locally one case runs (the day counts: it reads
 # the staged rows and feeds every usage aggregate); the other eight are fault injection,
 # run with CI=true or `make test-faults` (25 s each: a killed build, then a whole build).
+FAULT_VICTIMS = (
+    "stg_events__parsed_events",
+    "stg_events__routed_events",
+    "stg_events__usage_events",
+    "int_events_metered",
+    "int_events_priced",
+    "int_usage_aggregated_to_periods",
+    "int_usage_aggregated_to_charges",
+    "int_usage_tied_out_to_periods",
+)
+
+
 @pytest.mark.parametrize(
     "victim",
     [
         "int_events_counted_to_days",
-        *(
-            pytest.param(victim, marks=pytest.mark.faults)
-            for victim in (
-                "stg_events__parsed_events",
-                "stg_events__routed_events",
-                "stg_events__usage_events",
-                "int_events_metered",
-                "int_events_priced",
-                "int_usage_aggregated_to_periods",
-                "int_usage_aggregated_to_charges",
-                "int_usage_tied_out_to_periods",
-            )
-        ),
+        *(pytest.param(victim, marks=pytest.mark.faults) for victim in FAULT_VICTIMS),
     ],
 )
 def test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts(batches, victim):

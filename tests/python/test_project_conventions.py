@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from conftest import FAULT_CLASSES, faults_run, worker_group
+from test_incremental_staging import FAULT_VICTIMS
 
 from billing.seeds import quarantine_reasons
 from billing.settings import PROJECT_DIR, dbt_target_dir, load_settings
@@ -264,16 +265,7 @@ def test_workers_take_whole_groups(request):
 
 FAULT_CASES = [
     f"test_a_build_killed_after_a_model_then_run_again_gives_the_same_marts[{victim}]"
-    for victim in (
-        "stg_events__parsed_events",
-        "stg_events__routed_events",
-        "stg_events__usage_events",
-        "int_events_metered",
-        "int_events_priced",
-        "int_usage_aggregated_to_periods",
-        "int_usage_aggregated_to_charges",
-        "int_usage_tied_out_to_periods",
-    )
+    for victim in FAULT_VICTIMS
 ]
 
 

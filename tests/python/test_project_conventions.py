@@ -69,16 +69,43 @@ def test_every_model_and_column_is_documented(manifest):
             assert column["description"].strip(), f"{node['name']}.{column['name']}"
 
 
+def enforced_not_null(node: dict) -> set[str]:
+    """The columns whose contract makes the warehouse refuse a null (a contracted table)."""
+    if not node["config"]["contract"]["enforced"] or node["config"]["materialized"] == "view":
+        return set()
+    return {
+        name
+        for name, column in node["columns"].items()
+        if any(c["type"] == "not_null" for c in column.get("constraints", []))
+    }
+
+
 def test_every_model_has_a_primary_key_test(manifest):
+    """A unique test on a column that is tested or constrained not null, or a composite key."""
     for node in models(manifest):
         tests = data_tests_for(manifest, node["unique_id"])
-        by_column: dict[str, set[str]] = {}
+        by_column: dict[str, set[str]] = {c: {"not_null"} for c in enforced_not_null(node)}
         for test in tests:
             meta = test.get("test_metadata") or {}
             by_column.setdefault(test.get("column_name") or "", set()).add(meta.get("name"))
         has_key = any({"unique", "not_null"} <= names for names in by_column.values())
         has_composite = any("unique_combination_of_columns" in n for n in by_column.values())
         assert has_key or has_composite, node["name"]
+
+
+def test_a_contracted_column_refuses_nulls_by_its_constraint_not_a_data_test(manifest):
+    """DuckDB refuses a null into a NOT NULL column as the table is built, so a not_null
+    data test there is a second query over the same rows in every build (DECISIONLOG D74);
+    a not_null test with a `where` (null allowed on some rows) stays a test."""
+    for node in models(manifest):
+        contracted_table = node["config"]["contract"]["enforced"] and (
+            node["config"]["materialized"] != "view"
+        )
+        for test in data_tests_for(manifest, node["unique_id"]):
+            meta = test.get("test_metadata") or {}
+            if meta.get("name") == "not_null" and not test["config"].get("where"):
+                column = f"{node['name']}.{test.get('column_name')}"
+                assert not contracted_table, f"{column}: use constraints: [{{type: not_null}}]"
 
 
 def test_marts_enforce_contracts(manifest):

@@ -8,21 +8,34 @@ each model's inputs from the warehouse, so they run against an empty build of th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from billing.settings import DEFAULT_SEEDS_DIR, Settings, dbt_target_dir
 from billing.warehouse.dbt import prepare_run, run_dbt
 from billing.warehouse.run_context import run_context_for
 
 
-def test_every_dbt_unit_test_passes(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def empty_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The project seeded and built empty (`dbt run --empty`: every relation, no rows),
+    once for the module: the unit tests need the relations' types, the parse test a
+    warehouse a one-model build can run in."""
+    root = tmp_path_factory.mktemp("empty_build")
     # The committed seeds: the unit tests bring their own rows, the seeds only give types.
-    settings = Settings(tmp_path / "warehouse.duckdb", tmp_path / "landing", DEFAULT_SEEDS_DIR)
-    monkeypatch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("BILLING_SEEDS_DIR", str(settings.seeds_dir))
-    prepare_run(settings, run_context_for("2026-11-10T00:00:00Z"))
-    run_dbt(["seed"], settings, verbose=False)
-    run_dbt(["run", "--empty"], settings, verbose=False)
-    results = run_dbt(["test", "--select", "test_type:unit"], settings, verbose=False)
+    settings = Settings(root / "warehouse.duckdb", root / "landing", DEFAULT_SEEDS_DIR)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
+        patch.setenv("BILLING_SEEDS_DIR", str(settings.seeds_dir))
+        prepare_run(settings, run_context_for("2026-11-10T00:00:00Z"))
+        run_dbt(["seed"], settings, verbose=False)
+        run_dbt(["run", "--empty"], settings, verbose=False)
+        yield settings
+
+
+def test_every_dbt_unit_test_passes(empty_build):
+    results = run_dbt(["test", "--select", "test_type:unit"], empty_build, verbose=False)
     manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
     declared = sorted(test["name"] for test in manifest["unit_tests"].values())
     ran = sorted(result.node.name for result in results)
@@ -32,10 +45,10 @@ def test_every_dbt_unit_test_passes(tmp_path, monkeypatch):
     assert {str(result.status).lower() for result in results} == {"pass"}
 
 
-def test_a_new_as_of_reuses_the_parse_and_reaches_the_models(tmp_path, monkeypatch):
-    """D52: the run context is a table, not --vars, so a build at another `as_of` keeps
-    dbt's partial parse (the edit loop's seconds); the models read the new row (every
-    scenario that passes an `as_of` proves they rate at it)."""
+def test_a_new_as_of_reuses_the_parse_and_reaches_the_models(empty_build, monkeypatch):
+    """D52: the run context is a table, not --vars, so a build at another `as_of` than the
+    run before it keeps dbt's partial parse (the edit loop's seconds); the models read the
+    new row (every scenario that passes an `as_of` proves they rate at it)."""
     import dbt.cli.main
     import duckdb
 
@@ -48,16 +61,14 @@ def test_a_new_as_of_reuses_the_parse_and_reaches_the_models(tmp_path, monkeypat
             recorder = [lambda event: events.append(event.info.name)]
             super().__init__(manifest=manifest, callbacks=[*(callbacks or []), *recorder])
 
-    settings = Settings(tmp_path / "warehouse.duckdb", tmp_path / "landing", DEFAULT_SEEDS_DIR)
-    monkeypatch.setenv("BILLING_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("BILLING_SEEDS_DIR", str(settings.seeds_dir))
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", RecordingRunner)
-    build(settings, "2026-10-01T00:00:00Z", verbose=False)
+    build(empty_build, "2026-10-01T00:00:00Z", select="int_billing_periods", verbose=False)
     events.clear()
-    build(settings, "2026-11-15T12:00:00Z", select="int_billing_periods", verbose=False)
+    build(empty_build, "2026-11-15T12:00:00Z", select="int_billing_periods", verbose=False)
     assert "UnableToPartialParse" not in events
     assert "PartialParsingNotEnabled" not in events
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    assert "NodeFinished" in events
+    with duckdb.connect(str(empty_build.warehouse), read_only=True) as con:
         assert con.execute(
             "select strftime(as_of, '%Y-%m-%d %H:%M'), build_id from control.run_context"
         ).fetchall() == [("2026-11-15 12:00", "")]

@@ -9,7 +9,8 @@
     - a uniqueness test reads every row sharing a key with those rows, so a new row that
       repeats an old key still fails; on a view, only those rows: a view repeats a key only
       by a join that fans a row out, which shows among its new rows, and the keys of the
-      table under it are tested there;
+      table under it are tested there; a primary_key test also reads the new rows whose key
+      is null;
     - a relationships test reads every row: the table it points to may have lost a row.
     Each passing scoped test records the largest batch it saw (record_data_test_passes,
     on-run-end); a failing one records nothing, so its rows are read again by every later
@@ -23,7 +24,7 @@
 #}
 {% macro data_test_scope(test_node) -%}
     {%- set row_tests = ['not_null', 'accepted_values', 'expression_is_true'] -%}
-    {%- set key_tests = ['unique', 'unique_combination_of_columns'] -%}
+    {%- set key_tests = ['unique', 'unique_combination_of_columns', 'primary_key'] -%}
     {%- set attached = test_node.attached_node -%}
     {%- set tested = graph.nodes.get(attached) if attached else none -%}
     {%- set model_meta = tested.config.meta if tested else {} -%}
@@ -36,7 +37,7 @@
     {%- set key_columns = [] -%}
     {%- if model_meta.get('batches_in') -%}
         {%- set key_columns = [] -%}
-    {%- elif test_name == 'unique' -%}
+    {%- elif test_name in ['unique', 'primary_key'] -%}
         {%- set key_columns = [arguments['column_name']] -%}
     {%- elif test_name == 'unique_combination_of_columns' -%}
         {%- set key_columns = arguments['combination_of_columns'] -%}
@@ -45,6 +46,7 @@
         'batch_column': batch_column,
         'batches_in': model_meta.get('batches_in'),
         'key_columns': key_columns,
+        'null_keys_too': test_name == 'primary_key',
     }) }}
 {%- endmacro %}
 
@@ -79,12 +81,16 @@
         {%- endset -%}
         {%- if scope['key_columns'] -%}
             {%- set key = '(' ~ scope['key_columns'] | join(', ') ~ ')' -%}
+            {%- set new_rows = written_since -%}
             {%- set written_since -%}
                 {{ key }} in (
                     select {{ scope['key_columns'] | join(', ') }}
                     from {{ relation }}
-                    where {{ written_since }}
+                    where {{ new_rows }}
                 )
+                {%- if scope['null_keys_too'] %}
+                or ({{ scope['key_columns'][0] }} is null and ({{ new_rows }}))
+                {%- endif -%}
             {%- endset -%}
         {%- endif -%}
         {%- set where = '(' ~ written_since ~ ')' ~ (' and (' ~ where ~ ')' if where else '') -%}

@@ -620,16 +620,16 @@ def test_event_table_tests_read_the_rows_written_since_they_last_passed(workspac
     passes = scoped_passes(copy.warehouse)
     # Every row and key test of the event tables recorded the batch it read up to; the
     # relationships tests read every row and record nothing.
-    assert passes["unique_stg_events__usage_events_event_id"] == written
+    assert passes["primary_key_stg_events__usage_events_event_id"] == written
     assert passes["not_null_stg_events__usage_events_customer_id"] == written
     assert not [name for name in passes if name.startswith("relationships_")]
-    assert len(passes) == 26
+    assert len(passes) == 21
 
-    def copy_of_e1(batch_sql: str, customer_sql: str = "customer_id") -> None:
+    def copy_of_e1(batch_sql: str, customer_sql: str = "customer_id", replaced: str = "") -> None:
         write(
             copy.warehouse,
             f"insert into {usage} select * replace ({customer_sql} as customer_id, "
-            f"{batch_sql} as written_batch) from {usage} where event_id = 'e1'",
+            f"{batch_sql} as written_batch{replaced}) from {usage} where event_id = 'e1'",
         )
 
     # A row left by an earlier, passed batch is not read again: a second copy of e1 marked
@@ -642,10 +642,18 @@ def test_event_table_tests_read_the_rows_written_since_they_last_passed(workspac
     copy_of_e1(f"{written} + 1", customer_sql="null")
     with pytest.raises(BuildError) as failed:
         build(copy, SECOND_AS_OF, select="stg_events__usage_events")
-    assert "unique_stg_events__usage_events_event_id" in str(failed.value)
+    assert "primary_key_stg_events__usage_events_event_id" in str(failed.value)
     assert "not_null_stg_events__usage_events_customer_id" in str(failed.value)
     # A failed test records no pass: the next build reads the bad row again.
-    assert scoped_passes(copy.warehouse)["unique_stg_events__usage_events_event_id"] == written
+    key_test = "primary_key_stg_events__usage_events_event_id"
+    assert scoped_passes(copy.warehouse)[key_test] == written
+    # A new row without a key fails the key's test alone (D75): a null matches no key, so
+    # the scoped primary_key test reads the new null-key rows as well.
+    write(copy.warehouse, f"delete from {usage} where written_batch = {written} + 1")
+    copy_of_e1(f"{written} + 1", replaced=", null as event_id, 'null-key:1' as raw_row_id")
+    with pytest.raises(BuildError) as failed:
+        build(copy, SECOND_AS_OF, select="stg_events__usage_events")
+    assert str(failed.value).endswith(f"failed: {key_test}")
 
 
 # Every incremental model is a victim once. Locally one case runs (the day counts: it reads

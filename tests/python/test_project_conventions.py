@@ -81,14 +81,18 @@ def enforced_not_null(node: dict) -> set[str]:
 
 
 def test_every_model_has_a_primary_key_test(manifest):
-    """A unique test on a column that is tested or constrained not null, or a composite key."""
+    """A primary_key test (D75), a unique test on a column that is constrained not null
+    (D74), or a composite key."""
     for node in models(manifest):
         tests = data_tests_for(manifest, node["unique_id"])
         by_column: dict[str, set[str]] = {c: {"not_null"} for c in enforced_not_null(node)}
         for test in tests:
             meta = test.get("test_metadata") or {}
             by_column.setdefault(test.get("column_name") or "", set()).add(meta.get("name"))
-        has_key = any({"unique", "not_null"} <= names for names in by_column.values())
+        has_key = any(
+            {"unique", "not_null"} <= names or "primary_key" in names
+            for names in by_column.values()
+        )
         has_composite = any("unique_combination_of_columns" in n for n in by_column.values())
         assert has_key or has_composite, node["name"]
 
@@ -106,6 +110,21 @@ def test_a_contracted_column_refuses_nulls_by_its_constraint_not_a_data_test(man
             if meta.get("name") == "not_null" and not test["config"].get("where"):
                 column = f"{node['name']}.{test.get('column_name')}"
                 assert not contracted_table, f"{column}: use constraints: [{{type: not_null}}]"
+
+
+def test_a_key_is_one_primary_key_test_not_a_unique_and_a_not_null_pair(manifest):
+    """One query per key (D75): a column tested both unique and not_null, anywhere (models,
+    seeds, sources), is two dbt nodes in every build where primary_key is one."""
+    by_column: dict[tuple[str, str], set[str]] = {}
+    for test in manifest["nodes"].values():
+        if test["resource_type"] != "test" or test["config"].get("where"):
+            continue
+        if test.get("column_name"):
+            key = (",".join(test["depends_on"]["nodes"]), test["column_name"])
+            by_column.setdefault(key, set()).add((test.get("test_metadata") or {})["name"])
+    pairs = sorted(key for key, names in by_column.items() if {"unique", "not_null"} <= names)
+    assert pairs == []
+    assert sum("primary_key" in names for names in by_column.values()) >= 30
 
 
 def test_marts_enforce_contracts(manifest):

@@ -42,12 +42,17 @@
     {%- elif test_name == 'unique_combination_of_columns' -%}
         {%- set key_columns = arguments['combination_of_columns'] -%}
     {%- endif -%}
-    {{ return({
+    {%- set scope = {
         'batch_column': batch_column,
         'batches_in': model_meta.get('batches_in'),
         'key_columns': key_columns,
-        'null_keys_too': test_name == 'primary_key',
-    }) }}
+    } -%}
+    {#- Only where it is true: the scope is part of every test's fingerprint, and the other
+        tests' fingerprints (so their marks) stay as they were before primary_key. -#}
+    {%- if test_name == 'primary_key' -%}
+        {%- do scope.update({'null_keys_too': true}) -%}
+    {%- endif -%}
+    {{ return(scope) }}
 {%- endmacro %}
 
 {#
@@ -88,7 +93,7 @@
                     from {{ relation }}
                     where {{ new_rows }}
                 )
-                {%- if scope['null_keys_too'] %}
+                {%- if scope.get('null_keys_too') %}
                 or ({{ scope['key_columns'][0] }} is null and ({{ new_rows }}))
                 {%- endif -%}
             {%- endset -%}

@@ -636,8 +636,9 @@ def test_event_table_tests_read_the_rows_written_since_they_last_passed(workspac
     # as written before the last pass goes unseen by the selection's tests.
     copy_of_e1(f"{written} - 1")
     build(copy, SECOND_AS_OF, select="stg_events__usage_events")
-    # The same copy written after the pass shares its key with the old row: both are read
-    # and the uniqueness test fails, and a null customer in a new row fails its not_null.
+    # The same copy written after the pass shares its keys (event and raw row) with the old
+    # row: both are read and the key tests fail, and a null customer in a new row fails its
+    # not_null.
     write(copy.warehouse, f"delete from {usage} where written_batch = {written} - 1")
     copy_of_e1(f"{written} + 1", customer_sql="null")
     with pytest.raises(BuildError) as failed:

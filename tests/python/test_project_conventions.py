@@ -69,9 +69,14 @@ def test_every_model_and_column_is_documented(manifest):
             assert column["description"].strip(), f"{node['name']}.{column['name']}"
 
 
+def is_contracted_table(node: dict) -> bool:
+    """A model whose contract the warehouse enforces as it builds it (not a view)."""
+    return node["config"]["contract"]["enforced"] and node["config"]["materialized"] != "view"
+
+
 def enforced_not_null(node: dict) -> set[str]:
     """The columns whose contract makes the warehouse refuse a null (a contracted table)."""
-    if not node["config"]["contract"]["enforced"] or node["config"]["materialized"] == "view":
+    if not is_contracted_table(node):
         return set()
     return {
         name
@@ -102,9 +107,7 @@ def test_a_contracted_column_refuses_nulls_by_its_constraint_not_a_data_test(man
     data test there is a second query over the same rows in every build (DECISIONLOG D74);
     a not_null test with a `where` (null allowed on some rows) stays a test."""
     for node in models(manifest):
-        contracted_table = node["config"]["contract"]["enforced"] and (
-            node["config"]["materialized"] != "view"
-        )
+        contracted_table = is_contracted_table(node)
         for test in data_tests_for(manifest, node["unique_id"]):
             meta = test.get("test_metadata") or {}
             if meta.get("name") == "not_null" and not test["config"].get("where"):

@@ -140,8 +140,10 @@
 
 {#
     One hash of everything int_events_priced reads from the seeds to match an event to its
-    subscription and charge (not the prices: those are applied later). When it changes,
-    every stored event is matched again (DECISIONLOG D61).
+    subscription and charge, and of what int_usage_aggregated_to_charges reads to rate a
+    percentage charge event by event (its model, rate, fees, free allowance and per-event
+    limits, D76). Other prices are applied later and are not in it. When it changes, every
+    stored event is matched again and every period recounted (DECISIONLOG D61, D64).
 #}
 {% macro pricing_rules_hash() -%}
     select md5(
@@ -155,7 +157,12 @@
         || '|'
         || coalesce((
             select {{ rows_fingerprint(
-                ['charge_id', 'plan_id', 'meter_id', 'dimension_value'], 'charge_id'
+                [
+                    'charge_id', 'plan_id', 'meter_id', 'dimension_value', 'charge_model',
+                    'rate_percent', 'fixed_fee_per_event', 'free_events', 'free_amount',
+                    'min_fee_per_event', 'max_fee_per_event'
+                ],
+                'charge_id'
             ) }}
             from {{ ref('plan_charges') }}
         ), '')

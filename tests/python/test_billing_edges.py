@@ -32,6 +32,11 @@ def standard(charge: str, plan: str, meter: str, price: str) -> list[str]:
     return [charge, plan, meter, "", "standard", price, "", "", "", "none", "", "", "", charge]
 
 
+def percentage(charge: str, meter: str, model: str = "percentage", price: str = "") -> list[str]:
+    """A charge of plan p_tok up to its display name; percentage columns follow."""
+    return [charge, "p_tok", meter, "", model, price, "", "", "", "", "", "", "", charge]
+
+
 def seeds(**changes) -> dict:
     rows = {
         "currencies": [["USD", "2"]],
@@ -54,8 +59,9 @@ def seeds(**changes) -> dict:
             standard("c_seat", "p_seat", "seats", changes.get("seat_price", "1000.00")),
             standard("c_api", "p_api", "calls", "1.00"),
             standard("c_tok", "p_tok", "tokens", "0.000001"),
+            *changes.get("extra_charges", []),
         ],
-        "plan_charge_tiers": [],
+        "plan_charge_tiers": changes.get("tiers", []),
         "subscriptions": [
             ["s_seat", "e_seat", "p_seat", "2026-09-01", ""],
             ["s_ref", "e_refund", "p_api", "2026-09-01", ""],
@@ -178,13 +184,25 @@ def history(tmp_path_factory, monkeypatch_module):
     )
     states["ledger_after_november"] = query(settings.warehouse, LEDGER_COUNTS)
 
-    # 3. A grant not in whole cents and an overlapping subscription: refused before any
-    #    finalization, so fixing the seed is enough.
+    # 3. A grant not in whole cents, an overlapping subscription and percentage charges
+    #    that cannot be priced (D76): refused before any finalization, so fixing the seed
+    #    is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
             credit_grants=[["g_bad", "e_seat", "10.005", "USD", "2026-09-01", "", "1"]],
             extra_subscriptions=[["s_seat_2", "e_seat", "p_seat", "2026-10-15", ""]],
+            extra_charges=[
+                [*percentage("x_high", "tokens"), "150", "", "", "", "", ""],
+                [*percentage("x_count", "calls"), "1", "", "", "", "", ""],
+                [*percentage("x_limits", "tokens"), "1", "0.30", "", "", "5", "2"],
+                [*percentage("x_stray", "tokens", "standard", "0.1"), "1", "", "", "", "", ""],
+                percentage("x_tiers", "tokens", "graduated_percentage"),
+            ],
+            tiers=[
+                ["x_tiers", "1", "100", "", "0", "1"],
+                ["x_tiers", "2", "", "0.5", "0", ""],
+            ],
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -393,6 +411,15 @@ def test_a_bad_seed_is_refused_before_finalization(history):
             "s_seat,s_seat_2",
             "subscriptions s_seat and s_seat_2 of customer e_seat to plan p_seat overlap",
         ),
+        ("x_count", "percentage charge needs a sum meter, not count"),
+        ("x_high", "rate_percent 150.000000000 must lie in [0, 100] with at most 4 decimals"),
+        ("x_limits", "min_fee_per_event must not exceed max_fee_per_event"),
+        (
+            "x_stray",
+            "rate_percent, fixed_fee_per_event, free_events, free_amount, min_fee_per_event "
+            "and max_fee_per_event are read by percentage charges only",
+        ),
+        ("x_tiers", "tier 2: a graduated_percentage tier takes a rate_percent and no unit_price"),
     ]
     assert history["ledger_after_bad_seed"] == history["ledger_after_november"]
     assert history["published_after_bad_seed"] == history["november"]

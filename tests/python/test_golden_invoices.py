@@ -20,7 +20,9 @@ from billing.warehouse.build import build
 AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
 
 # charge_id,plan_id,meter_id,dimension_value,charge_model,unit_price,package_size,free_units,
-# quantity_divisor,quantity_rounding,quantity_precision,min_amount,max_amount,display_name
+# quantity_divisor,quantity_rounding,quantity_precision,min_amount,max_amount,display_name,
+# rate_percent,fixed_fee_per_event,free_events,free_amount,min_fee_per_event,max_fee_per_event
+# (write_seeds leaves the trailing columns a row omits blank)
 PLAN_CHARGES_CSV = """\
 c_api,p_api,api_calls,,graduated,,,,,none,,,,API
 c_gb,p_api,storage_gb,,volume,,,,1,up,0,,,GB
@@ -35,7 +37,9 @@ gpu_other,gpu_usd,gpu_seconds,,standard,1.50,,,3600,up,0,,,Other GPU hours
 c_disc_api,p_disc,api_calls,,standard,0.10,,,,none,,,50.00,API
 c_disc_img,p_disc,images,,standard,1.00,,,,none,,30.00,,Images
 c_cred_api,p_cred,api_calls,,standard,1,,,,none,,,,API calls
-c_cred_gb,p_cred,storage_gb,,standard,5,,,,none,,,,Storage GB"""
+c_cred_gb,p_cred,storage_gb,,standard,5,,,,none,,,,Storage GB
+c_card,p_pay,payments,card,percentage,,,,,,,,,Card payments,2.9,0.30,2,150,0.50,10.00
+c_bank,p_pay,payments,,graduated_percentage,,,,,,,,,Other payments"""
 
 SEEDS = {
     "currencies": [["USD", "2"], ["JPY", "0"], ["CREDITS", "0"]],
@@ -48,6 +52,7 @@ SEEDS = {
         ["g_disc", "Discounted Ltd", "USD", "0.2", "", "UTC"],
         ["g_cred", "Prepaid Co", "CREDITS", "0", "", "UTC"],
         ["g_chg", "Upgrader Inc", "USD", "0", "", "UTC"],
+        ["g_pay", "Marketplace Co", "USD", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -57,6 +62,7 @@ SEEDS = {
         ["tokens", "llm_tokens", "sum", "tokens", "model", "token", "Tokens"],
         # The README's "adding a meter and a plan with seeds alone" example, verbatim.
         ["gpu_seconds", "gpu_job", "sum", "gpu_seconds", "gpu", "second", "GPU time used"],
+        ["payments", "payment", "sum", "amount", "method", "USD", "Payment volume"],
     ],
     "plans": [
         ["p_api", "API", "USD", "10.00", ""],
@@ -66,6 +72,7 @@ SEEDS = {
         ["gpu_usd", "GPU Cloud", "USD", "99.00", ""],
         ["p_disc", "Limits", "USD", "20.00", ""],
         ["p_cred", "Credits", "CREDITS", "", ""],
+        ["p_pay", "Marketplace", "USD", "10.00", ""],
     ],
     "plan_charges": [row.split(",") for row in PLAN_CHARGES_CSV.splitlines()],
     "plan_charge_tiers": [
@@ -79,6 +86,10 @@ SEEDS = {
         ["c_seats", "3", "", "0", "120"],
         ["gpu_a100", "1", "10", "0", "0"],
         ["gpu_a100", "2", "", "4.00", "0"],
+        # graduated_percentage: 1 % up to 1,000; 0.5 % + 5.00 up to 5,000; 0.25 % above.
+        ["c_bank", "1", "1000", "", "0", "1"],
+        ["c_bank", "2", "5000", "", "5.00", "0.5"],
+        ["c_bank", "3", "", "", "0", "0.25"],
     ],
     "subscriptions": [
         ["s_api", "g_api", "p_api", "2026-01-01", ""],
@@ -91,6 +102,7 @@ SEEDS = {
         # g_chg moves from p_mid to p_api on September 16.
         ["s_chg1", "g_chg", "p_mid", "2026-01-01", "2026-09-16"],
         ["s_chg2", "g_chg", "p_api", "2026-09-16", ""],
+        ["s_pay", "g_pay", "p_pay", "2026-01-01", ""],
     ],
     # 20 % off every charge of s_disc, but images at half price (a charge's own row wins).
     "subscription_overrides": [["s_disc", "", "0.8"], ["s_disc", "c_disc_img", "0.5"]],
@@ -180,6 +192,19 @@ def september_events() -> list[str]:
     # g_chg: 100 calls under the old plan (Sep 10), 2,000 under the new one (Sep 20).
     lines += [event(f"chg-a-{n}", "g_chg", "api_call", "2026-09-10T00:00:00Z") for n in range(100)]
     lines += [event(f"chg-b-{n}", "g_chg", "api_call", "2026-09-20T00:00:00Z") for n in range(2000)]
+    # g_pay: card payments 100, 80, 5, 1,000, 200.50 and a -50 refund (listed out of time
+    # order: rating follows the timestamps); bank 600 and 2,400; 3,000 with no method.
+    card = [("pay-4", 5, 1000), ("pay-1", 2, 100), ("pay-3", 4, 5), ("pay-2", 3, 80)]
+    card += [("pay-5", 6, 200.5), ("pay-6", 7, -50)]
+    lines += [
+        event(pay, "g_pay", "payment", f"2026-09-0{day}T12:00:00Z", method="card", amount=amount)
+        for pay, day, amount in card
+    ]
+    lines += [
+        event(f"bank-{n}", "g_pay", "payment", f"2026-09-1{n}T00:00:00Z", method="bank", amount=a)
+        for n, a in [(1, 600), (2, 2400)]
+    ]
+    lines.append(event("bank-3", "g_pay", "payment", "2026-09-13T00:00:00Z", amount=3000))
     return lines
 
 
@@ -368,6 +393,42 @@ def test_custom_pricing_unit_paid_with_credits(golden):
     ) == [("grant-1", date(2026, 9, 1), D("6000"), D("4000"), True)]
 
 
+def test_percentage_and_graduated_percentage_charges(golden):
+    # Card payments, 2.9 % + 0.30 each, the first 2 payments and the first 150.00 free,
+    # every charged payment's fee held between 0.50 and 10.00 (D76), in time order:
+    #   pay-1 100 (running 100: free) -> 0
+    #   pay-2 80 (running 180: crosses 150, rates the 30 above it) 0.87 + 0.30 -> 1.17
+    #   pay-3 5: 0.145 + 0.30 = 0.445 -> the 0.50 minimum
+    #   pay-4 1,000: 29.00 + 0.30 = 29.30 -> the 10.00 maximum
+    #   pay-5 200.50: 5.8145 + 0.30 -> 6.1145
+    #   pay-6 -50, a refund: no fee and no fee back
+    #   sum 17.7845 -> 17.78; the line shows the summed value 1,335.50
+    # Other payments 600 + 2,400 + 3,000 = 6,000, graduated_percentage:
+    #   tier 1: 1,000 x 1 % = 10.00; tier 2: 4,000 x 0.5 % + 5.00 = 25.00;
+    #   tier 3: 1,000 x 0.25 % = 2.50
+    assert lines(golden, "g_pay", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("10.00")),
+        ("usage", "c_bank", 1, D("1000"), D("10.00")),
+        ("usage", "c_bank", 2, D("4000"), D("25.00")),
+        ("usage", "c_bank", 3, D("1000"), D("2.50")),
+        ("usage", "c_card", None, D("1335.50"), D("17.78")),
+    ]
+    # 10.00 + 37.50 + 17.78 = 65.28, no tax
+    assert invoices(golden, "2026-09-01")["g_pay"][:3] == (D("65.28"), D("0.00"), D("65.28"))
+    unit_prices = query(
+        golden.published_warehouse,
+        "select charge_id, tier, unit_price from fct_invoice_line_items "
+        "where customer_id = 'g_pay' and billing_period_start = '2026-09-01' "
+        "and line_type = 'usage' order by charge_id, tier",
+    )
+    assert unit_prices == [
+        ("c_bank", 1, D("0.01")),
+        ("c_bank", 2, D("0.005")),
+        ("c_bank", 3, D("0.0025")),
+        ("c_card", None, D("0.029")),
+    ]
+
+
 def test_plan_change_inside_a_period(golden):
     # Old plan (p_mid) Sep 1-15: 15 of 30 days. base 49.99 x 15/30 = 25.00; 100 calls x 0.1
     #   = 10.00; commitment 300 x 15/30 = 150.00 -> true-up 140.00
@@ -420,6 +481,8 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
         "g_disc": (D("50.00"), D("9.00"), D("54.00"), "USD", "draft", 4),
         "g_cred": (D("0"), D("0"), D("0"), "CREDITS", "draft", 2),
         "g_chg": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 4),
+        # g_pay: 10.00 + card 0 (no events, no fee) + bank tier 1 (0) = 10.00
+        "g_pay": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 3),
     }
 
 
@@ -432,7 +495,7 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 35 + 27  # September lines + October lines
+    assert len(before) == 40 + 30  # September lines + October lines
 
 
 def test_the_invoices_command_prints_every_period(golden):

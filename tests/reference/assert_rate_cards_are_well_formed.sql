@@ -55,6 +55,12 @@ currencies as (
 
 ),
 
+meters as (
+
+    select * from {{ ref('meters') }}
+
+),
+
 tiered_charges as (
 
     select distinct charge_id from plan_charge_tiers
@@ -98,7 +104,9 @@ charge_problems as (
         plan_charges.charge_id,
         case
             when
-                plan_charges.charge_model in ('graduated', 'volume', 'staircase')
+                plan_charges.charge_model in (
+                    'graduated', 'volume', 'staircase', 'graduated_percentage'
+                )
                 and tiered_charges.charge_id is null
                 then plan_charges.charge_model || ' charge has no tiers'
             when
@@ -129,6 +137,116 @@ charge_problems as (
     from plan_charges
     left join tiered_charges
         on plan_charges.charge_id = tiered_charges.charge_id
+
+),
+
+percentage_problems as (
+
+    {# D76: a percentage charge rates the summed value of a sum meter as sent, with a rate
+       of 0 to 100 % in 4 decimals and per-event fees inside the supported ranges. #}
+    select
+        plan_charges.charge_id,
+        case
+            when
+                plan_charges.charge_model not in ('percentage', 'graduated_percentage')
+                and coalesce(
+                    plan_charges.rate_percent, plan_charges.fixed_fee_per_event,
+                    plan_charges.free_events, plan_charges.free_amount,
+                    plan_charges.min_fee_per_event, plan_charges.max_fee_per_event
+                ) is not null
+                then
+                    'rate_percent, fixed_fee_per_event, free_events, free_amount, '
+                    || 'min_fee_per_event and max_fee_per_event are read by percentage '
+                    || 'charges only'
+            when plan_charges.charge_model not in ('percentage', 'graduated_percentage')
+                then null
+            when meters.aggregation != 'sum'
+                then
+                    plan_charges.charge_model || ' charge needs a sum meter, not '
+                    || meters.aggregation
+            when
+                plan_charges.quantity_divisor is not null
+                or plan_charges.quantity_precision is not null
+                or coalesce(plan_charges.quantity_rounding, 'none') != 'none'
+                then
+                    plan_charges.charge_model || ' charge rates the value as sent: '
+                    || 'quantity_divisor, quantity_rounding and quantity_precision stay blank'
+            when
+                plan_charges.charge_model = 'graduated_percentage'
+                and coalesce(
+                    plan_charges.rate_percent, plan_charges.fixed_fee_per_event,
+                    plan_charges.free_events, plan_charges.free_amount,
+                    plan_charges.min_fee_per_event, plan_charges.max_fee_per_event
+                ) is not null
+                then 'graduated_percentage charge takes its rates from its tiers'
+            when plan_charges.charge_model = 'graduated_percentage'
+                then null
+            when plan_charges.rate_percent is null
+                then 'percentage charge has no rate_percent'
+            when
+                plan_charges.rate_percent not between 0 and 100
+                or plan_charges.rate_percent != round(plan_charges.rate_percent, 4)
+                then
+                    'rate_percent ' || plan_charges.rate_percent
+                    || ' must lie in [0, 100] with at most 4 decimals'
+            when
+                least(
+                    plan_charges.fixed_fee_per_event,
+                    plan_charges.min_fee_per_event,
+                    plan_charges.max_fee_per_event
+                ) < 0
+                or greatest(
+                    plan_charges.fixed_fee_per_event,
+                    plan_charges.min_fee_per_event,
+                    plan_charges.max_fee_per_event
+                ) >= {{ max_unit_price() }}
+                then
+                    'fixed_fee_per_event, min_fee_per_event and max_fee_per_event must lie '
+                    || 'in [0, 1,000,000,000)'
+            when plan_charges.min_fee_per_event > plan_charges.max_fee_per_event
+                then 'min_fee_per_event must not exceed max_fee_per_event'
+            when
+                plan_charges.free_events < 0
+                or plan_charges.free_amount < 0
+                or plan_charges.free_amount >= {{ max_line_amount() }}
+                then 'free_events and free_amount must not be negative, free_amount below 10^15'
+        end as problem
+    from plan_charges
+    inner join meters
+        on plan_charges.meter_id = meters.meter_id
+
+),
+
+tier_rate_problems as (
+
+    select
+        plan_charge_tiers.charge_id,
+        'tier ' || plan_charge_tiers.tier || ': ' || case
+            when plan_charges.charge_model != 'graduated_percentage'
+                then 'rate_percent is read by graduated_percentage tiers only'
+            when plan_charge_tiers.rate_percent is null or plan_charge_tiers.unit_price is not null
+                then 'a graduated_percentage tier takes a rate_percent and no unit_price'
+            else
+                'rate_percent ' || plan_charge_tiers.rate_percent
+                || ' must lie in [0, 100] with at most 4 decimals'
+        end as problem
+    from plan_charge_tiers
+    inner join plan_charges
+        on plan_charge_tiers.charge_id = plan_charges.charge_id
+    where
+        (
+            plan_charges.charge_model != 'graduated_percentage'
+            and plan_charge_tiers.rate_percent is not null
+        )
+        or (
+            plan_charges.charge_model = 'graduated_percentage'
+            and (
+                plan_charge_tiers.rate_percent is null
+                or plan_charge_tiers.unit_price is not null
+                or plan_charge_tiers.rate_percent not between 0 and 100
+                or plan_charge_tiers.rate_percent != round(plan_charge_tiers.rate_percent, 4)
+            )
+        )
 
 ),
 
@@ -239,6 +357,11 @@ all_problems as (
     select * from currency_problems
     union all
     select * from tier_value_problems
+    union all
+    select * from percentage_problems
+    where problem is not null
+    union all
+    select * from tier_rate_problems
     union all
     select * from plan_problems
     union all

@@ -83,6 +83,13 @@ charges_per_period as (
         plan_charges.quantity_precision,
         plan_charges.min_amount,
         plan_charges.max_amount,
+        plan_charges.rate_percent,
+        {# A percentage charge's amount is its events' fees (D76); no usage, no fee. #}
+        case
+            when plan_charges.charge_model = 'percentage'
+                then coalesce(usage_per_charge.percentage_fee, 0)
+        end as percentage_fee,
+        coalesce(usage_per_charge.is_fee_out_of_range, false) as is_fee_out_of_range,
         {{ round_money('plan_charges.max_amount', 'subscription_periods.minor_units') }}
             as max_amount_rounded,
         {# The per-charge minimum is prorated like the base fee (architecture §6.4 step 3). #}

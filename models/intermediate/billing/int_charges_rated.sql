@@ -1,6 +1,7 @@
 {#
     Every charge priced with its model's rating macro: one row per standard, package,
-    volume or staircase charge, and one per reached tier of a graduated charge, then times
+    volume, staircase or percentage charge, and one per reached tier of a graduated or
+    graduated_percentage charge, then times
     the subscription's price multiplier (subscription_overrides.csv: a charge's own row wins
     over a row for every charge). Amounts are unrounded decimals; rounding happens when
     lines are assembled.
@@ -21,6 +22,9 @@
         'tiers_with_bounds.unit_price',
         'tiers_with_bounds.flat_fee',
         'charge_quantities.price_multiplier'),
+    'percentage': 'charge_quantities.is_fee_out_of_range or ' ~ is_beyond_line_amount(
+        'charge_quantities.percentage_fee', '1',
+        multiplier='charge_quantities.price_multiplier'),
     'single_tier': is_beyond_line_amount('charge_quantities.quantity',
         "case when charge_quantities.charge_model = 'volume' "
         ~ "then tiers_with_bounds.unit_price else 0 end",
@@ -76,12 +80,13 @@ charge_quantities as (
 
 tiers_with_bounds as (
 
+    {# A graduated_percentage tier's price per unit of value is its rate (D76). #}
     select
         charge_id,
         tier,
         coalesce(lag(up_to) over (partition by charge_id order by tier), 0) as lower_bound,
         up_to,
-        unit_price,
+        coalesce(unit_price, {{ percent_of('1', 'rate_percent') }}) as unit_price,
         flat_fee
     from plan_charge_tiers
 
@@ -128,6 +133,25 @@ package_rated as (
 
 ),
 
+percentage_rated as (
+
+    {# The sum of the period's event fees (int_usage_aggregated_to_charges); the line
+       shows the summed value and the rate as a price per unit of value. #}
+    select
+        charge_quantities.*,
+        cast(null as integer) as tier,
+        charge_quantities.quantity as line_quantity,
+        {{ percent_of('1', 'charge_quantities.rate_percent') }} as line_unit_price,
+        {{ guards['percentage'] }} as is_amount_out_of_range,
+        case
+            when not ({{ guards['percentage'] }})
+                then cast(charge_quantities.percentage_fee as decimal(38, 18))
+        end as amount_unrounded
+    from charge_quantities
+    where charge_quantities.charge_model = 'percentage'
+
+),
+
 graduated_rated as (
 
     select
@@ -152,7 +176,7 @@ graduated_rated as (
     inner join tiers_with_bounds
         on charge_quantities.charge_id = tiers_with_bounds.charge_id
     where
-        charge_quantities.charge_model = 'graduated'
+        charge_quantities.charge_model in ('graduated', 'graduated_percentage')
         and {{ tier_is_reached('charge_quantities.quantity', 'tiers_with_bounds.lower_bound') }}
 
 ),
@@ -200,9 +224,16 @@ single_tier_rated as (
 
 all_rated as (
 
-    {%- for rated in ['standard_rated', 'package_rated', 'graduated_rated', 'single_tier_rated'] %}
+    {%- for rated in [
+        'standard_rated', 'package_rated', 'percentage_rated', 'graduated_rated',
+        'single_tier_rated'
+    ] %}
+    {#- Each branch's amount at scale 18 before the union: DuckDB gives a union of
+        decimal(38, 18) and decimal(38, 9) the type decimal(38, 9), which would round a
+        product of a 9-decimal quantity and a 9-decimal price before round_money does. #}
     select
-        {{ rated_columns | join(',\n        ') }},
+        {{ rated_columns | reject('equalto', 'amount_unrounded') | join(',\n        ') }},
+        cast(amount_unrounded as decimal(38, 18)) as amount_unrounded,
         is_amount_out_of_range
     from {{ rated }}
     {%- if not loop.last %}

@@ -115,7 +115,7 @@ usage_lines as (
         event_count,
         display_name
         || case
-            when charge_model = 'graduated' then ' (tier ' || tier || ')'
+            when charge_model in ('graduated', 'graduated_percentage') then ' (tier ' || tier || ')'
             when charge_model in ('volume', 'staircase') then ' (tier ' || tier || ', all units)'
             else ''
         end

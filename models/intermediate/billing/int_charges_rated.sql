@@ -192,15 +192,17 @@ single_tier_rated as (
         end as line_unit_price,
         {{ guards['single_tier'] }} as is_amount_out_of_range,
         case
+            {#- Each branch at scale 18: a CASE over decimal(38, 18) and decimal(38, 9) is
+                decimal(38, 9), which would round a volume amount before round_money. #}
             when {{ guards['single_tier'] }} then null
             when charge_quantities.charge_model = 'volume'
                 then
-                    {{ rate_volume(
+                    cast({{ rate_volume(
                         'charge_quantities.quantity',
                         'tiers_with_bounds.unit_price',
                         'tiers_with_bounds.flat_fee'
-                    ) }}
-            else {{ rate_staircase('tiers_with_bounds.flat_fee') }}
+                    ) }} as decimal(38, 18))
+            else cast({{ rate_staircase('tiers_with_bounds.flat_fee') }} as decimal(38, 18))
         end as amount_unrounded
     from charge_quantities
     inner join tiers_with_bounds

@@ -184,9 +184,9 @@ def history(tmp_path_factory, monkeypatch_module):
     )
     states["ledger_after_november"] = query(settings.warehouse, LEDGER_COUNTS)
 
-    # 3. A grant not in whole cents, an overlapping subscription and percentage charges
-    #    that cannot be priced (D76): refused before any finalization, so fixing the seed
-    #    is enough.
+    # 3. A grant not in whole cents, an overlapping subscription, percentage charges that
+    #    cannot be priced (D76) and tiers on a standard charge: refused before any
+    #    finalization, so fixing the seed is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
@@ -200,6 +200,7 @@ def history(tmp_path_factory, monkeypatch_module):
                 percentage("x_tiers", "tokens", "graduated_percentage"),
             ],
             tiers=[
+                ["c_tok", "1", "", "1", "0"],
                 ["x_tiers", "1", "100", "", "0", "1"],
                 ["x_tiers", "2", "", "0.5", "0", ""],
             ],
@@ -402,6 +403,10 @@ def test_a_crash_inside_finalization_leaves_the_ledger_as_it_was(history):
 def test_a_bad_seed_is_refused_before_finalization(history):
     assert "assert_rate_cards_are_well_formed" in history["bad_seed_error"]
     assert history["bad_seed_problems"] == [
+        (
+            "c_tok",
+            "tiers are read by graduated, volume, staircase and graduated_percentage charges only",
+        ),
         (
             "g_bad",
             "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "

@@ -250,6 +250,23 @@ tier_rate_problems as (
 
 ),
 
+stray_tier_problems as (
+
+    {# Tiers of a charge whose model reads none would be ignored without a word. #}
+    select distinct
+        plan_charges.charge_id,
+        'tiers are read by graduated, volume, staircase and graduated_percentage charges only'
+            as problem
+    from plan_charge_tiers
+    inner join plan_charges
+        on plan_charge_tiers.charge_id = plan_charges.charge_id
+    where
+        plan_charges.charge_model not in (
+            'graduated', 'volume', 'staircase', 'graduated_percentage'
+        )
+
+),
+
 tier_value_problems as (
 
     select
@@ -362,6 +379,8 @@ all_problems as (
     where problem is not null
     union all
     select * from tier_rate_problems
+    union all
+    select * from stray_tier_problems
     union all
     select * from plan_problems
     union all

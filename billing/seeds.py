@@ -22,7 +22,14 @@ from billing.settings import DEFAULT_SEEDS_DIR
 
 SEEDS_PROPERTIES = "_seeds.yml"
 RATE_CARDS = ("currencies", "meters", "plans", "plan_charges", "plan_charge_tiers")
-ACCOUNTS = ("customers", "subscriptions", "subscription_overrides", "credit_grants", "discounts")
+ACCOUNTS = (
+    "customers",
+    "subscriptions",
+    "subscription_overrides",
+    "subscription_override_tiers",
+    "credit_grants",
+    "discounts",
+)
 RULES = ("quarantine_reasons",)
 FOLDERS = {
     **dict.fromkeys(RATE_CARDS, "rate_cards"),

@@ -135,6 +135,7 @@ def account_rows(customers: list[Customer], first_month: date) -> dict[str, list
         ],
         "subscriptions": subscriptions,
         "subscription_overrides": [],
+        "subscription_override_tiers": [],
         "credit_grants": [],
         "discounts": [],
     }

@@ -185,7 +185,8 @@ def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
     """A scenario's own seeds, rate cards and accounts, each with its header, in the
     layout of seeds/ (rate_cards/, accounts/, the seed properties beside them); the
     pipeline's rules (rules/) are the project's. A row may omit trailing columns, which are
-    left blank, so a scenario written before a column was added keeps its meaning."""
+    left blank, and a seed a scenario does not name is empty, so a scenario written before
+    a column or a seed was added keeps its meaning."""
     prepare_seeds_dir(seeds_dir)
     for name, columns in seed_columns().items():
         if name in RULES and name not in rows:
@@ -195,7 +196,7 @@ def write_seeds(seeds_dir: Path, rows: dict[str, list[list[str]]]) -> None:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(columns)
-            writer.writerows(row + [""] * (len(columns) - len(row)) for row in rows[name])
+            writer.writerows(row + [""] * (len(columns) - len(row)) for row in rows.get(name, []))
 
 
 def generate_and_build(settings: Settings, options, as_of: str, record_dir: Path) -> dict:

@@ -68,7 +68,8 @@ def seeds(**changes) -> dict:
             ["s_huge", "e_huge", "p_tok", "2026-09-01", ""],
             *changes.get("extra_subscriptions", []),
         ],
-        "subscription_overrides": [["s_seat", "", "0.8"]],
+        "subscription_overrides": [["s_seat", "", "0.8"], *changes.get("extra_overrides", [])],
+        "subscription_override_tiers": changes.get("override_tiers", []),
         "credit_grants": changes.get("credit_grants", []),
         "discounts": [],
     }
@@ -185,8 +186,8 @@ def history(tmp_path_factory, monkeypatch_module):
     states["ledger_after_november"] = query(settings.warehouse, LEDGER_COUNTS)
 
     # 3. A grant not in whole cents, an overlapping subscription, percentage charges that
-    #    cannot be priced (D76) and tiers on a standard charge: refused before any
-    #    finalization, so fixing the seed is enough.
+    #    cannot be priced (D76), tiers on a standard charge and subscription overrides that
+    #    cannot apply (D77): refused before any finalization, so fixing the seed is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
@@ -204,6 +205,18 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["x_tiers", "1", "100", "", "0", "1"],
                 ["x_tiers", "2", "", "0.5", "0", ""],
             ],
+            # subscription_id,charge_id,price_multiplier,override_id,unit_price,base_fee,
+            # minimum_commitment,starts_on,ends_on
+            extra_overrides=[
+                ["s_seat", "", "", "", "", "20.00", "", "2026-10-01", ""],
+                ["s_seat", "c_nope", "0.5"],
+                ["s_ref", "c_api", "", "o_bad", "", "", "", "2026-09-01", "2026-10-01"],
+                ["s_ref", "c_api", "", "", "", "5.00", "", "2026-10-01", ""],
+                ["s_huge", "", "0.5", "", "", "", "", "2026-09-15", ""],
+                ["s_huge", "c_tok", "", "", "", "", "", "2026-09-01", ""],
+                ["s_nobody", "", "0.5"],
+            ],
+            override_tiers=[["o_bad", "1", "", "1", "0"]],
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -400,22 +413,32 @@ def test_a_crash_inside_finalization_leaves_the_ledger_as_it_was(history):
     assert history["ledger_after_november"] == [(4, 6, 0)]
 
 
+STRAY_TIERS = "tiers are read by graduated, volume, staircase and graduated_percentage charges only"
+
+
 def test_a_bad_seed_is_refused_before_finalization(history):
     assert "assert_rate_cards_are_well_formed" in history["bad_seed_error"]
     assert history["bad_seed_problems"] == [
-        (
-            "c_tok",
-            "tiers are read by graduated, volume, staircase and graduated_percentage charges only",
-        ),
+        ("c_api override o_bad", STRAY_TIERS),
+        ("c_tok", STRAY_TIERS),
         (
             "g_bad",
             "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "
             "minor units (2), with a priority above -10^9",
         ),
+        ("s_huge:*", "starts_on and ends_on must be the first day of a billing period"),
+        ("s_huge:c_tok", "the override changes nothing"),
+        ("s_nobody:*", "no subscription s_nobody"),
+        (
+            "s_ref:c_api",
+            "base_fee and minimum_commitment override the plan: leave charge_id blank",
+        ),
         (
             "s_seat,s_seat_2",
             "subscriptions s_seat and s_seat_2 of customer e_seat to plan p_seat overlap",
         ),
+        ("s_seat:*", "overrides [start, open) and [2026-10-01, open) are in force at once"),
+        ("s_seat:c_nope", "charge c_nope is not on plan p_seat"),
         ("x_count", "percentage charge needs a sum meter, not count"),
         ("x_high", "rate_percent 150.000000000 must lie in [0, 100] with at most 4 decimals"),
         ("x_limits", "min_fee_per_event must not exceed max_fee_per_event"),

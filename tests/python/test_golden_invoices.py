@@ -53,6 +53,7 @@ SEEDS = {
         ["g_cred", "Prepaid Co", "CREDITS", "0", "", "UTC"],
         ["g_chg", "Upgrader Inc", "USD", "0", "", "UTC"],
         ["g_pay", "Marketplace Co", "USD", "0", "", "UTC"],
+        ["g_ovr", "Contract Co", "USD", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -103,9 +104,26 @@ SEEDS = {
         ["s_chg1", "g_chg", "p_mid", "2026-01-01", "2026-09-16"],
         ["s_chg2", "g_chg", "p_api", "2026-09-16", ""],
         ["s_pay", "g_pay", "p_pay", "2026-01-01", ""],
+        ["s_ovr", "g_ovr", "p_api", "2026-01-01", ""],
     ],
-    # 20 % off every charge of s_disc, but images at half price (a charge's own row wins).
-    "subscription_overrides": [["s_disc", "", "0.8"], ["s_disc", "c_disc_img", "0.5"]],
+    # subscription_id,charge_id,price_multiplier,override_id,unit_price,base_fee,
+    # minimum_commitment,starts_on,ends_on
+    "subscription_overrides": [
+        # 20 % off every charge of s_disc, but images at half price (a charge's own row wins).
+        ["s_disc", "", "0.8"],
+        ["s_disc", "c_disc_img", "0.5"],
+        # s_ovr's contract on p_api (D77): September's base fee 5.00 and commitment 200.00,
+        # then the plan's fee and 10 % off every charge from October; API calls on tiers of
+        # its own from September; images at 2.00 a package instead of 2.50, always.
+        ["s_ovr", "", "", "", "", "5.00", "200.00", "2026-09-01", "2026-10-01"],
+        ["s_ovr", "", "0.9", "", "", "", "", "2026-10-01", ""],
+        ["s_ovr", "c_api", "", "o_ovr_api", "", "", "", "2026-09-01", ""],
+        ["s_ovr", "c_img", "", "", "2.00"],
+    ],
+    "subscription_override_tiers": [
+        ["o_ovr_api", "1", "2000", "0", "0"],
+        ["o_ovr_api", "2", "", "0.004", "0"],
+    ],
     "credit_grants": [["grant-1", "g_cred", "10000", "CREDITS", "2026-09-01", "", "1"]],
     # 10 % off September only, and 5.00 off every month from September on.
     "discounts": [
@@ -205,6 +223,13 @@ def september_events() -> list[str]:
         for n, a in [(1, 600), (2, 2400)]
     ]
     lines.append(event("bank-3", "g_pay", "payment", "2026-09-13T00:00:00Z", amount=3000))
+    # g_ovr: 3,000 calls and 26 images in September; 2,500 calls and 36 images in October.
+    for month, calls, images in [("09", 3000, 26), ("10", 2500, 36)]:
+        stamp = f"2026-{month}-05T00:00:00Z"
+        lines += [event(f"ovr-{month}-{n}", "g_ovr", "api_call", stamp) for n in range(calls)]
+        lines += [
+            event(f"ovr-img-{month}-{n}", "g_ovr", "image_generation", stamp) for n in range(images)
+        ]
     return lines
 
 
@@ -429,6 +454,44 @@ def test_percentage_and_graduated_percentage_charges(golden):
     ]
 
 
+def test_a_subscription_contract_overrides_prices_for_its_periods(golden):
+    # September, s_ovr's own base fee 5.00 and API tiers (2,000 at 0, then 0.004):
+    #   tier 1: 2,000 x 0 = 0.00; tier 2: 1,000 x 0.004 = 4.00
+    # storage unused: volume tier 1, 0.00 (the plan's tiers: no override)
+    # images 26, 5 free, packages of 10: 3 x 2.00 (its own price) = 6.00
+    # usage 10.00 under its own 200.00 commitment -> true-up 190.00
+    assert lines(golden, "g_ovr", "2026-09-01") == [
+        ("base_fee", None, None, D("1"), D("5.00")),
+        ("usage", "c_api", 1, D("2000"), D("0.00")),
+        ("usage", "c_api", 2, D("1000"), D("4.00")),
+        ("usage", "c_gb", 1, D("0"), D("0.00")),
+        ("usage", "c_img", None, D("26"), D("6.00")),
+        ("minimum_commitment", None, None, D("1"), D("190.00")),
+    ]
+    # 5.00 + 4.00 + 6.00 + 190.00 = 205.00, no tax
+    assert invoices(golden, "2026-09-01")["g_ovr"] == (
+        D("205.00"),
+        D("0.00"),
+        D("205.00"),
+        "USD",
+        "finalized",
+        6,
+    )
+    # October (a draft): the September fee and commitment have ended, so the plan's 10.00
+    # and none; the API tiers go on; 10 % off every charge from October:
+    #   tier 1: 2,000 x 0 = 0.00; tier 2: 500 x 0.004 x 0.9 = 1.80
+    #   images 36, 5 free: 4 packages x 2.00 x 0.9 = 7.20
+    assert lines(golden, "g_ovr", "2026-10-01") == [
+        ("base_fee", None, None, D("1"), D("10.00")),
+        ("usage", "c_api", 1, D("2000"), D("0.00")),
+        ("usage", "c_api", 2, D("500"), D("1.80")),
+        ("usage", "c_gb", 1, D("0"), D("0.00")),
+        ("usage", "c_img", None, D("36"), D("7.20")),
+    ]
+    # 10.00 + 1.80 + 7.20 = 19.00
+    assert invoices(golden, "2026-10-01")["g_ovr"][:3] == (D("19.00"), D("0.00"), D("19.00"))
+
+
 def test_plan_change_inside_a_period(golden):
     # Old plan (p_mid) Sep 1-15: 15 of 30 days. base 49.99 x 15/30 = 25.00; 100 calls x 0.1
     #   = 10.00; commitment 300 x 15/30 = 150.00 -> true-up 140.00
@@ -463,7 +526,7 @@ def test_plan_change_inside_a_period(golden):
 
 
 def test_open_period_is_a_draft_with_zero_usage_lines(golden):
-    # October has no usage: base fees, every charge at quantity 0, commitments in full.
+    # October has no usage but g_ovr's: base fees, every charge at quantity 0, commitments in full.
     #   g_api: 10.00 + tier-1 API 0 + storage tier 1 0 + images 0 = 10.00; tax 1.00
     #   g_ent: 100.00 + 0 + seats step 1 (0) + true-up 1,000.00 = 1,100.00
     #   g_jpy: 1,000 + 0 + 0 = 1,000; tax 100
@@ -483,6 +546,8 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
         "g_chg": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 4),
         # g_pay: 10.00 + card 0 (no events, no fee) + bank tier 1 (0) = 10.00
         "g_pay": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 3),
+        # g_ovr has October usage: test_a_subscription_contract_overrides_prices_for_its_periods
+        "g_ovr": (D("19.00"), D("0.00"), D("19.00"), "USD", "draft", 5),
     }
 
 
@@ -495,7 +560,7 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 40 + 30  # September lines + October lines
+    assert len(before) == 46 + 35  # September lines + October lines
 
 
 def test_the_invoices_command_prints_every_period(golden):

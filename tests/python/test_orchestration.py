@@ -70,6 +70,7 @@ EXPECTED_ASSETS = {
         "reference/plan_charges",
         "reference/plans",
         "reference/quarantine_reasons",
+        "reference/subscription_override_tiers",
         "reference/subscription_overrides",
         "reference/subscriptions",
         "staging/stg_events__control_totals",

@@ -43,6 +43,12 @@ subscription_overrides as (
 
 ),
 
+subscription_override_tiers as (
+
+    select * from {{ ref('subscription_override_tiers') }}
+
+),
+
 credit_grants as (
 
     select * from {{ ref('credit_grants') }}
@@ -67,22 +73,51 @@ tiered_charges as (
 
 ),
 
+all_tiers as (
+
+    {# Every tier table: a charge's plan tiers, named by the charge, and a subscription
+       override's tiers (D77), named by the charge and the override. #}
+    select
+        charge_id,
+        charge_id as tier_table,
+        tier,
+        up_to,
+        unit_price,
+        flat_fee,
+        rate_percent
+    from plan_charge_tiers
+    union all
+    select
+        subscription_overrides.charge_id,
+        coalesce(subscription_overrides.charge_id, '*')
+        || ' override ' || subscription_override_tiers.override_id as tier_table,
+        subscription_override_tiers.tier,
+        subscription_override_tiers.up_to,
+        subscription_override_tiers.unit_price,
+        subscription_override_tiers.flat_fee,
+        subscription_override_tiers.rate_percent
+    from subscription_override_tiers
+    left join subscription_overrides
+        on subscription_override_tiers.override_id = subscription_overrides.override_id
+
+),
+
 tiers_ordered as (
 
     select
-        charge_id,
+        tier_table,
         tier,
         up_to,
-        lag(up_to) over (partition by charge_id order by tier) as previous_up_to,
-        row_number() over (partition by charge_id order by tier desc) = 1 as is_last_tier
-    from plan_charge_tiers
+        lag(up_to) over (partition by tier_table order by tier) as previous_up_to,
+        row_number() over (partition by tier_table order by tier desc) = 1 as is_last_tier
+    from all_tiers
 
 ),
 
 tier_problems as (
 
     select
-        charge_id,
+        tier_table as charge_id,
         case
             when is_last_tier and up_to is not null
                 then 'the last tier must have a blank up_to'
@@ -220,31 +255,31 @@ percentage_problems as (
 tier_rate_problems as (
 
     select
-        plan_charge_tiers.charge_id,
-        'tier ' || plan_charge_tiers.tier || ': ' || case
+        all_tiers.tier_table as charge_id,
+        'tier ' || all_tiers.tier || ': ' || case
             when plan_charges.charge_model != 'graduated_percentage'
                 then 'rate_percent is read by graduated_percentage tiers only'
-            when plan_charge_tiers.rate_percent is null or plan_charge_tiers.unit_price is not null
+            when all_tiers.rate_percent is null or all_tiers.unit_price is not null
                 then 'a graduated_percentage tier takes a rate_percent and no unit_price'
             else
-                'rate_percent ' || plan_charge_tiers.rate_percent
+                'rate_percent ' || all_tiers.rate_percent
                 || ' must lie in [0, 100] with at most 4 decimals'
         end as problem
-    from plan_charge_tiers
+    from all_tiers
     inner join plan_charges
-        on plan_charge_tiers.charge_id = plan_charges.charge_id
+        on all_tiers.charge_id = plan_charges.charge_id
     where
         (
             plan_charges.charge_model != 'graduated_percentage'
-            and plan_charge_tiers.rate_percent is not null
+            and all_tiers.rate_percent is not null
         )
         or (
             plan_charges.charge_model = 'graduated_percentage'
             and (
-                plan_charge_tiers.rate_percent is null
-                or plan_charge_tiers.unit_price is not null
-                or plan_charge_tiers.rate_percent not between 0 and 100
-                or plan_charge_tiers.rate_percent != round(plan_charge_tiers.rate_percent, 4)
+                all_tiers.rate_percent is null
+                or all_tiers.unit_price is not null
+                or all_tiers.rate_percent not between 0 and 100
+                or all_tiers.rate_percent != round(all_tiers.rate_percent, 4)
             )
         )
 
@@ -254,12 +289,12 @@ stray_tier_problems as (
 
     {# Tiers of a charge whose model reads none would be ignored without a word. #}
     select distinct
-        plan_charges.charge_id,
+        all_tiers.tier_table as charge_id,
         'tiers are read by graduated, volume, staircase and graduated_percentage charges only'
             as problem
-    from plan_charge_tiers
+    from all_tiers
     inner join plan_charges
-        on plan_charge_tiers.charge_id = plan_charges.charge_id
+        on all_tiers.charge_id = plan_charges.charge_id
     where
         plan_charges.charge_model not in (
             'graduated', 'volume', 'staircase', 'graduated_percentage'
@@ -270,10 +305,10 @@ stray_tier_problems as (
 tier_value_problems as (
 
     select
-        charge_id,
+        tier_table as charge_id,
         'tier ' || tier || ': unit_price must be below 1,000,000,000 and flat_fee below 10^15'
             as problem
-    from plan_charge_tiers
+    from all_tiers
     where
         abs(coalesce(unit_price, 0)) >= {{ max_unit_price() }}
         or abs(coalesce(flat_fee, 0)) >= {{ max_line_amount() }}
@@ -292,17 +327,119 @@ plan_problems as (
 
 ),
 
-multiplier_problems as (
+overrides_with_tiers as (
+
+    select distinct override_id from subscription_override_tiers
+
+),
+
+override_problems as (
+
+    {# A subscription's contract prices (D77): each row changes something, on a charge of
+       the subscription's plan that reads it, from one period boundary to a later one. #}
+    select
+        subscription_overrides.subscription_id || ':'
+        || coalesce(subscription_overrides.charge_id, '*') as charge_id,
+        case
+            when subscriptions.subscription_id is null
+                then 'no subscription ' || subscription_overrides.subscription_id
+            when
+                subscription_overrides.charge_id is not null
+                and plan_charges.charge_id is null
+                then
+                    'charge ' || subscription_overrides.charge_id || ' is not on plan '
+                    || subscriptions.plan_id
+            when
+                subscription_overrides.price_multiplier is null
+                and subscription_overrides.unit_price is null
+                and subscription_overrides.base_fee is null
+                and subscription_overrides.minimum_commitment is null
+                and overrides_with_tiers.override_id is null
+                then 'the override changes nothing'
+            when
+                subscription_overrides.price_multiplier not between 0 and 100
+                or subscription_overrides.price_multiplier
+                != round(subscription_overrides.price_multiplier, 4)
+                then
+                    'price_multiplier ' || subscription_overrides.price_multiplier
+                    || ' must lie in [0, 100] with at most 4 decimals'
+            when
+                subscription_overrides.charge_id is not null
+                and (
+                    subscription_overrides.base_fee is not null
+                    or subscription_overrides.minimum_commitment is not null
+                )
+                then 'base_fee and minimum_commitment override the plan: leave charge_id blank'
+            when
+                subscription_overrides.unit_price is not null
+                and coalesce(plan_charges.charge_model, '') not in ('standard', 'package')
+                then 'unit_price is overridden on standard and package charges only'
+            when
+                overrides_with_tiers.override_id is not null
+                and subscription_overrides.charge_id is null
+                then 'override tiers need the charge they price'
+            when
+                abs(coalesce(subscription_overrides.unit_price, 0)) >= {{ max_unit_price() }}
+                then 'unit_price must be below 1,000,000,000'
+            when
+                greatest(
+                    abs(coalesce(subscription_overrides.base_fee, 0)),
+                    abs(coalesce(subscription_overrides.minimum_commitment, 0))
+                ) >= {{ max_line_amount() }}
+                then 'base_fee and minimum_commitment must be below 10^15'
+            when
+                extract(day from subscription_overrides.starts_on) != 1
+                or extract(day from subscription_overrides.ends_on) != 1
+                then 'starts_on and ends_on must be the first day of a billing period'
+            when subscription_overrides.ends_on <= subscription_overrides.starts_on
+                then 'ends_on must be after starts_on'
+        end as problem
+    from subscription_overrides
+    left join subscriptions
+        on subscription_overrides.subscription_id = subscriptions.subscription_id
+    left join plan_charges
+        on
+            subscriptions.plan_id = plan_charges.plan_id
+            and subscription_overrides.charge_id = plan_charges.charge_id
+    left join overrides_with_tiers
+        on subscription_overrides.override_id = overrides_with_tiers.override_id
+
+),
+
+overrides_numbered as (
 
     select
-        subscription_id || ':' || coalesce(charge_id, '*') as charge_id,
-        'price_multiplier ' || price_multiplier
-        || ' must lie in [0, 100] with at most 4 decimals' as problem
+        *,
+        row_number() over (
+            order by
+                subscription_id, charge_id, starts_on nulls first, ends_on, override_id
+        ) as override_number
     from subscription_overrides
-    where
-        price_multiplier is null
-        or price_multiplier not between 0 and 100
-        or price_multiplier != round(price_multiplier, 4)
+
+),
+
+overlapping_overrides as (
+
+    {# One row per subscription and charge (blank: the plan) is in force in a period;
+       two would price it twice. #}
+    select
+        earlier.subscription_id || ':' || coalesce(earlier.charge_id, '*') as charge_id,
+        'overrides ['
+        || coalesce(cast(earlier.starts_on as varchar), 'start') || ', '
+        || coalesce(cast(earlier.ends_on as varchar), 'open') || ') and ['
+        || coalesce(cast(later.starts_on as varchar), 'start') || ', '
+        || coalesce(cast(later.ends_on as varchar), 'open') || ') are in force at once'
+            as problem
+    from overrides_numbered as earlier
+    inner join overrides_numbered as later
+        on
+            earlier.subscription_id = later.subscription_id
+            and coalesce(earlier.charge_id, '') = coalesce(later.charge_id, '')
+            and earlier.override_number < later.override_number
+            and coalesce(earlier.starts_on, date '1900-01-01')
+            < coalesce(later.ends_on, date '9999-12-31')
+            and coalesce(later.starts_on, date '1900-01-01')
+            < coalesce(earlier.ends_on, date '9999-12-31')
 
 ),
 
@@ -384,7 +521,10 @@ all_problems as (
     union all
     select * from plan_problems
     union all
-    select * from multiplier_problems
+    select * from override_problems
+    where problem is not null
+    union all
+    select * from overlapping_overrides
     union all
     select * from grant_problems
     union all

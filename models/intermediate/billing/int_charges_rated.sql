@@ -3,8 +3,10 @@
     volume, staircase or percentage charge, and one per reached tier of a graduated or
     graduated_percentage charge, then times
     the subscription's price multiplier (subscription_overrides.csv: a charge's own row wins
-    over a row for every charge). Amounts are unrounded decimals; rounding happens when
-    lines are assembled.
+    over a row for every charge). A subscription's row for a charge, in force for the period,
+    may also replace the charge's unit price and, with rows in
+    subscription_override_tiers.csv, its tiers (D77). Amounts are unrounded decimals;
+    rounding happens when lines are assembled.
 #}
 {#- Per charge model: could the line reach 10^15? Checked before the exact product. #}
 {%- set guards = {
@@ -52,12 +54,33 @@ subscription_overrides as (
 
 ),
 
+subscription_override_tiers as (
+
+    select * from {{ ref('subscription_override_tiers') }}
+
+),
+
+overrides_with_tiers as (
+
+    select distinct override_id from subscription_override_tiers
+
+),
+
 charge_quantities as (
 
     {# The multiplier has at most 4 decimals (a rate-card check), so an amount of
-       decimal(38, 18) times it is decimal(38, 22): exact below 10^16 (DECISIONLOG D33). #}
+       decimal(38, 18) times it is decimal(38, 22): exact below 10^16 (DECISIONLOG D33).
+       At most one override row per subscription and charge (or per subscription, for
+       every charge) is in force in a period: another rate-card check. #}
     select
-        charge_quantities_unpriced.*,
+        charge_quantities_unpriced.* exclude (unit_price),
+        coalesce(charge_override.unit_price, charge_quantities_unpriced.unit_price)
+            as unit_price,
+        {#- The tier table that prices the charge: the override's when it has tiers. #}
+        coalesce(
+            'override:' || overrides_with_tiers.override_id,
+            'plan:' || charge_quantities_unpriced.charge_id
+        ) as tier_table_id,
         cast(coalesce(
             charge_override.price_multiplier, subscription_override.price_multiplier, 1
         ) as decimal(18, 4)) as price_multiplier,
@@ -71,10 +94,44 @@ charge_quantities as (
         on
             charge_quantities_unpriced.subscription_id = charge_override.subscription_id
             and charge_quantities_unpriced.charge_id = charge_override.charge_id
+            and {{ falls_within(
+                'charge_quantities_unpriced.billing_period_start',
+                "coalesce(charge_override.starts_on, date '1900-01-01')",
+                'charge_override.ends_on'
+            ) }}
     left join subscription_overrides as subscription_override
         on
             charge_quantities_unpriced.subscription_id = subscription_override.subscription_id
             and subscription_override.charge_id is null
+            and {{ falls_within(
+                'charge_quantities_unpriced.billing_period_start',
+                "coalesce(subscription_override.starts_on, date '1900-01-01')",
+                'subscription_override.ends_on'
+            ) }}
+    left join overrides_with_tiers
+        on charge_override.override_id = overrides_with_tiers.override_id
+
+),
+
+tier_tables as (
+
+    select
+        'plan:' || charge_id as tier_table_id,
+        tier,
+        up_to,
+        unit_price,
+        flat_fee,
+        rate_percent
+    from plan_charge_tiers
+    union all
+    select
+        'override:' || override_id as tier_table_id,
+        tier,
+        up_to,
+        unit_price,
+        flat_fee,
+        rate_percent
+    from subscription_override_tiers
 
 ),
 
@@ -82,13 +139,13 @@ tiers_with_bounds as (
 
     {# A graduated_percentage tier's price per unit of value is its rate (D76). #}
     select
-        charge_id,
+        tier_table_id,
         tier,
-        coalesce(lag(up_to) over (partition by charge_id order by tier), 0) as lower_bound,
+        coalesce(lag(up_to) over (partition by tier_table_id order by tier), 0) as lower_bound,
         up_to,
         coalesce(unit_price, {{ percent_of('1', 'rate_percent') }}) as unit_price,
         flat_fee
-    from plan_charge_tiers
+    from tier_tables
 
 ),
 
@@ -174,7 +231,7 @@ graduated_rated as (
         end as amount_unrounded
     from charge_quantities
     inner join tiers_with_bounds
-        on charge_quantities.charge_id = tiers_with_bounds.charge_id
+        on charge_quantities.tier_table_id = tiers_with_bounds.tier_table_id
     where
         charge_quantities.charge_model in ('graduated', 'graduated_percentage')
         and {{ tier_is_reached('charge_quantities.quantity', 'tiers_with_bounds.lower_bound') }}
@@ -206,7 +263,7 @@ single_tier_rated as (
         end as amount_unrounded
     from charge_quantities
     inner join tiers_with_bounds
-        on charge_quantities.charge_id = tiers_with_bounds.charge_id
+        on charge_quantities.tier_table_id = tiers_with_bounds.tier_table_id
     where
         charge_quantities.charge_model in ('volume', 'staircase')
         and {{ is_selected_tier(

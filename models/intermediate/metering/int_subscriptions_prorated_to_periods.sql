@@ -1,6 +1,8 @@
 {#
     Each subscription in each billing period it is active in, with its active days: the
-    basis of base-fee and commitment proration (architecture §6.4).
+    basis of base-fee and commitment proration (architecture §6.4). A subscription's
+    override row without a charge (subscription_overrides.csv), in force for the period,
+    replaces the plan's base fee or minimum commitment (D77).
 #}
 with
 
@@ -28,6 +30,12 @@ currencies as (
 
 ),
 
+subscription_overrides as (
+
+    select * from {{ ref('subscription_overrides') }}
+
+),
+
 billing_periods as (
 
     select * from {{ ref('int_billing_periods') }}
@@ -48,8 +56,9 @@ subscription_periods as (
         customers.currency as customer_currency,
         currencies.minor_units,
         ---------- numerics
-        plans.base_fee,
-        plans.minimum_commitment,
+        coalesce(plan_override.base_fee, plans.base_fee) as base_fee,
+        coalesce(plan_override.minimum_commitment, plans.minimum_commitment)
+            as minimum_commitment,
         customers.tax_rate,
         billing_periods.days_in_period,
         datediff(
@@ -82,6 +91,16 @@ subscription_periods as (
         on subscriptions.customer_id = customers.customer_id
     inner join currencies
         on customers.currency = currencies.currency
+    {#- At most one such row is in force per period (a rate-card check). #}
+    left join subscription_overrides as plan_override
+        on
+            subscriptions.subscription_id = plan_override.subscription_id
+            and plan_override.charge_id is null
+            and {{ falls_within(
+                'billing_periods.billing_period_start',
+                "coalesce(plan_override.starts_on, date '1900-01-01')",
+                'plan_override.ends_on'
+            ) }}
 
 ),
 

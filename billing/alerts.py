@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from billing.quality import QualityReport, anomaly_statistics, clean_value
+from billing.quality import QualityReport, anomaly_statistics, clean_value, threshold_reached
 from billing.rules.calendar import Window
 from billing.warehouse import lock
 
@@ -80,7 +80,7 @@ create table if not exists ops.alerts (
 class Alert:
     """One failure, ready to be stored and sent."""
 
-    alert_kind: str  # quality_gate, quality_warning, usage_anomaly, run_failure
+    alert_kind: str  # quality_gate, quality_warning, usage_anomaly, usage_threshold, run_failure
     check_name: str
     severity: str  # critical, error, warning
     scope: str
@@ -147,7 +147,8 @@ def suite_alert(result, failures, kind: str, severity: str, verb: str) -> Alert:
 
 def alerts_from_report(report: QualityReport) -> list[Alert]:
     """One alert per failed suite and scope, one per suite with warnings (non-blocking, so a
-    severity of warning), and one per usage anomaly (its own day)."""
+    severity of warning), one per usage anomaly (its own day) and one per usage threshold a
+    draft reached (its period)."""
     alerts = []
     for result in report.results:
         if result.failures:
@@ -188,7 +189,31 @@ def alerts_from_report(report: QualityReport) -> list[Alert]:
                 details=(f"{anomaly_statistics(row)}; rule: {row.anomaly_rule}",),
             )
         )
+    thresholds = report.thresholds
+    for row in thresholds.itertuples() if thresholds is not None else ():
+        alerts.append(threshold_alert(row))
     return alerts
+
+
+def threshold_alert(row) -> Alert:
+    """A customer's running draft reached one of their thresholds (D78). Its fingerprint is
+    the threshold and the period, not the value: the value keeps growing through the month,
+    and the alert is raised once, the first time a build sees it reached."""
+    start = date.fromisoformat(str(clean_value(row.billing_period_start)))
+    end = date.fromisoformat(str(clean_value(row.billing_period_end)))
+    period = start.isoformat()[:7]
+    return Alert(
+        alert_kind="usage_threshold",
+        check_name="fct_threshold_crossings",
+        severity="warning",
+        scope=period,
+        period_start=start,
+        period_end=end,
+        customers=(row.customer_id,),
+        affected_rows=1,
+        summary=threshold_reached(row),
+        details=(f"threshold {row.threshold_id} reached in {period}",),
+    )
 
 
 def run_failure_alert(job: str, scope: Window | None, reason: str) -> Alert:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -191,7 +192,8 @@ class SuiteResult:
 
 @dataclass
 class QualityReport:
-    """Every suite run for a request, plus the anomalies found in its scope.
+    """Every suite run for a request, plus the anomalies found in its scope and the usage
+    thresholds reached by the drafts of its periods.
 
     `passed` says no gate failed; `found_data` says anything was checked at all. A scope
     with no rows passes every suite, so callers that must not mistake "nothing there" for
@@ -201,6 +203,7 @@ class QualityReport:
     results: list[SuiteResult]
     anomalies: pd.DataFrame | None  # None when the run did not look for anomalies
     reconciliation: dict = field(default_factory=dict)
+    thresholds: pd.DataFrame | None = None  # None when the run did not look for them
 
     @property
     def passed(self) -> bool:
@@ -241,6 +244,11 @@ class QualityReport:
                 f"{totals['tie_out_fail']:,} fail",
             ]
         lines += [result.describe() for result in self.results]
+        if self.thresholds is not None and len(self.thresholds):
+            # Listed when reached only: most runs reach none, and a period with no drafts
+            # has nothing to say about them.
+            lines.append(f"usage thresholds reached by drafts: {len(self.thresholds)}")
+            lines += [f"    {threshold_reached(row)}" for row in self.thresholds.itertuples()]
         if self.anomalies is None:
             return "\n".join(lines)
         if len(self.anomalies):
@@ -253,6 +261,29 @@ class QualityReport:
         else:
             lines.append("usage anomalies: none")
         return "\n".join(lines)
+
+
+def threshold_reached(row) -> str:
+    """`g1 reached spend threshold t1 in 2026-10: 19.00 USD >= 19.00 USD`: what the alert
+    says. The values come as text (exact decimals, never floats, D78)."""
+    period = str(clean_value(row.billing_period_start))[:7]
+    unit = f" {row.threshold_unit}" if row.threshold_unit else ""
+    places = None if pd.isna(row.currency_minor_units) else int(row.currency_minor_units)
+    return (
+        f"{row.customer_id} reached {row.threshold_kind} threshold {row.threshold_id}"
+        + (f" ({row.meter_id})" if isinstance(row.meter_id, str) else "")
+        + f" in {period}: {plain_decimal(row.observed_value, places)}{unit} >= "
+        f"{plain_decimal(row.threshold, places)}{unit}"
+    )
+
+
+def plain_decimal(text: str, places: int | None) -> str:
+    """An exact decimal as people write it: money at its currency's places (19.00 USD,
+    1150 JPY), a quantity without trailing zeros (2500, 12.4)."""
+    value = Decimal(text)
+    if places is not None:
+        return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+    return format(value.normalize(), "f")
 
 
 def anomaly_statistics(row) -> str:
@@ -482,6 +513,18 @@ where reconciliation_date >= $1 and reconciliation_date < $2
 ANOMALIES_SQL = window_sql(
     "chk_usage_anomalies", "usage_date", ("usage_date", "customer_id", "meter_id")
 )
+
+# The thresholds reached by the drafts of every period the window touches: a day's run
+# sees its open month (D78).
+THRESHOLDS_SQL = """
+select
+    * exclude (threshold, observed_value),
+    cast(threshold as varchar) as threshold,
+    cast(observed_value as varchar) as observed_value
+from checks.chk_threshold_crossings
+where billing_period_start < $2 and billing_period_end > $1
+order by billing_period_start, customer_id, threshold_id
+"""
 
 
 def quarantined_files(frame: pd.DataFrame) -> list[str]:
@@ -869,6 +912,11 @@ def run_quality(
             if scope.kind != "period" and (suites is None or "anomalies" in suites)
             else None
         )
+        thresholds = (
+            read_frame(con, THRESHOLDS_SQL, scope)
+            if suites is None or "thresholds" in suites
+            else None
+        )
         totals = (
             read_frame(con, RECONCILIATION_TOTALS_SQL, scope).iloc[0]
             if suites is None and scope.kind != "period"
@@ -884,4 +932,9 @@ def run_quality(
             for spec in specs
         ]
     reconciliation = {key: int(value) for key, value in totals.items()}
-    return QualityReport(results=results, anomalies=anomalies, reconciliation=reconciliation)
+    return QualityReport(
+        results=results,
+        anomalies=anomalies,
+        reconciliation=reconciliation,
+        thresholds=thresholds,
+    )

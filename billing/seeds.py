@@ -29,6 +29,7 @@ ACCOUNTS = (
     "subscription_override_tiers",
     "credit_grants",
     "discounts",
+    "usage_thresholds",
 )
 RULES = ("quarantine_reasons",)
 FOLDERS = {

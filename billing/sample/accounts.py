@@ -107,8 +107,8 @@ def subscription_window(customer: Customer, first_month: date, index: int) -> tu
 
 
 def account_rows(customers: list[Customer], first_month: date) -> dict[str, list[list[str]]]:
-    """The demo's account seeds: customers and their subscriptions; no overrides, grants or
-    discounts (the tests write their own)."""
+    """The demo's account seeds: customers and their subscriptions; no overrides, grants,
+    discounts or thresholds (the tests write their own)."""
     subscriptions = []
     for index, customer in enumerate(customers, start=1):
         starts_on, ends_on = subscription_window(customer, first_month, index)
@@ -138,4 +138,5 @@ def account_rows(customers: list[Customer], first_month: date) -> dict[str, list
         "subscription_override_tiers": [],
         "credit_grants": [],
         "discounts": [],
+        "usage_thresholds": [],
     }

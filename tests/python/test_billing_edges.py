@@ -72,6 +72,7 @@ def seeds(**changes) -> dict:
         "subscription_override_tiers": changes.get("override_tiers", []),
         "credit_grants": changes.get("credit_grants", []),
         "discounts": [],
+        "usage_thresholds": changes.get("usage_thresholds", []),
     }
     return rows
 
@@ -105,11 +106,14 @@ def invoices(settings: Settings) -> list[tuple]:
 
 
 def rate_card_problems(settings: Settings) -> list[tuple]:
-    """Run the compiled rate-card test against the warehouse: the rows it failed on."""
+    """Run the compiled rate-card and account tests against the warehouse: the rows they
+    failed on."""
     compiled = dbt_target_dir() / "compiled/billing/tests/reference"
-    sql = (compiled / "assert_rate_cards_are_well_formed.sql").read_text()
+    rows = []
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        return sorted(con.execute(sql).fetchall())
+        for test in ("assert_rate_cards_are_well_formed", "assert_accounts_are_well_formed"):
+            rows += con.execute((compiled / f"{test}.sql").read_text()).fetchall()
+    return sorted(rows)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +190,9 @@ def history(tmp_path_factory, monkeypatch_module):
     states["ledger_after_november"] = query(settings.warehouse, LEDGER_COUNTS)
 
     # 3. A grant not in whole cents, an overlapping subscription, percentage charges that
-    #    cannot be priced (D76), tiers on a standard charge and subscription overrides that
-    #    cannot apply (D77): refused before any finalization, so fixing the seed is enough.
+    #    cannot be priced (D76), tiers on a standard charge, subscription overrides that
+    #    cannot apply (D77) and thresholds that cannot be reached (D78): refused before any
+    #    finalization, so fixing the seed is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
@@ -217,6 +222,7 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["s_nobody", "", "0.5"],
             ],
             override_tiers=[["o_bad", "1", "", "1", "0"]],
+            usage_thresholds=[["th_meter", "e_seat", "nope", "10"], ["th_zero", "e_seat", "", "0"]],
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -418,6 +424,7 @@ STRAY_TIERS = "tiers are read by graduated, volume, staircase and graduated_perc
 
 def test_a_bad_seed_is_refused_before_finalization(history):
     assert "assert_rate_cards_are_well_formed" in history["bad_seed_error"]
+    assert "assert_accounts_are_well_formed" in history["bad_seed_error"]
     assert history["bad_seed_problems"] == [
         ("c_api override o_bad", STRAY_TIERS),
         ("c_tok", STRAY_TIERS),
@@ -439,6 +446,8 @@ def test_a_bad_seed_is_refused_before_finalization(history):
         ),
         ("s_seat:*", "overrides [start, open) and [2026-10-01, open) are in force at once"),
         ("s_seat:c_nope", "charge c_nope is not on plan p_seat"),
+        ("th_meter", "no meter nope"),
+        ("th_zero", "threshold 0.000000000 must lie in (0, 10^15)"),
         ("x_count", "percentage charge needs a sum meter, not count"),
         ("x_high", "rate_percent 150.000000000 must lie in [0, 100] with at most 4 decimals"),
         ("x_limits", "min_fee_per_event must not exceed max_fee_per_event"),

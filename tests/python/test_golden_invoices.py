@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import query, write_seeds
 
+from billing.alerts import alerts_from_report, raise_alerts
 from billing.landing import ingest_files
+from billing.quality import run_quality
+from billing.rules.calendar import Window
 from billing.warehouse.build import build
 
 AS_OF = "2026-10-10T00:00:00Z"  # September is final (Oct 1 + 72 h), October is a draft
@@ -123,6 +126,14 @@ SEEDS = {
     "subscription_override_tiers": [
         ["o_ovr_api", "1", "2000", "0", "0"],
         ["o_ovr_api", "2", "", "0.004", "0"],
+    ],
+    # g_ovr's thresholds (D78): spend of 19.00 (October's draft reaches it exactly) and of
+    # 205.01 (one cent above September's), 2,500 API calls, 37 images (never reached).
+    "usage_thresholds": [
+        ["t_spend", "g_ovr", "", "19.00"],
+        ["t_spend_high", "g_ovr", "", "205.01"],
+        ["t_calls", "g_ovr", "api_calls", "2500"],
+        ["t_images", "g_ovr", "images", "37"],
     ],
     "credit_grants": [["grant-1", "g_cred", "10000", "CREDITS", "2026-09-01", "", "1"]],
     # 10 % off September only, and 5.00 off every month from September on.
@@ -490,6 +501,51 @@ def test_a_subscription_contract_overrides_prices_for_its_periods(golden):
     ]
     # 10.00 + 1.80 + 7.20 = 19.00
     assert invoices(golden, "2026-10-01")["g_ovr"][:3] == (D("19.00"), D("0.00"), D("19.00"))
+
+
+def test_usage_thresholds_reached_are_recorded_and_alerted_once(golden):
+    # September (finalized): 205.00 spend >= 19.00, 3,000 calls >= 2,500; 205.00 < 205.01
+    # and 26 images < 37. October (the draft): 19.00 >= 19.00 and 2,500 >= 2,500, 36 < 37.
+    assert query(
+        golden.published_warehouse,
+        "select threshold_crossing_id, threshold_kind, threshold_unit, observed_value, "
+        "invoice_status from fct_threshold_crossings order by 1",
+    ) == [
+        ("t_calls:2026-09", "usage", "call", D("3000"), "finalized"),
+        ("t_calls:2026-10", "usage", "call", D("2500"), "draft"),
+        ("t_spend:2026-09", "spend", "USD", D("205.00"), "finalized"),
+        ("t_spend:2026-10", "spend", "USD", D("19.00"), "draft"),
+    ]
+    # Only the running draft's crossings alert, one each, with the value exactly.
+    alerts_sql = (
+        "select scope, customers, summary, details, times_seen from ops.alerts "
+        "where alert_kind = 'usage_threshold' order by summary"
+    )
+    assert query(golden.warehouse, alerts_sql) == [
+        (
+            "2026-10",
+            ["g_ovr"],
+            "g_ovr reached spend threshold t_spend in 2026-10: 19.00 USD >= 19.00 USD",
+            '["threshold t_spend reached in 2026-10"]',
+            1,
+        ),
+        (
+            "2026-10",
+            ["g_ovr"],
+            "g_ovr reached usage threshold t_calls (api_calls) in 2026-10: 2500 call >= 2500 call",
+            '["threshold t_calls reached in 2026-10"]',
+            1,
+        ),
+    ]
+    # The next day's run sees them again (a day sees its open month) and sends nothing new.
+    report = run_quality(golden.warehouse, Window.day(date(2026, 10, 9)))
+    raised = raise_alerts(golden.warehouse, alerts_from_report(report), environment={})
+    assert [a.alert_kind for a in raised.repeated if a.alert_kind == "usage_threshold"] == [
+        "usage_threshold",
+        "usage_threshold",
+    ]
+    assert [a for a in raised.new if a.alert_kind == "usage_threshold"] == []
+    assert [row[4] for row in query(golden.warehouse, alerts_sql)] == [2, 2]
 
 
 def test_plan_change_inside_a_period(golden):

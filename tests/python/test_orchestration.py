@@ -73,6 +73,7 @@ EXPECTED_ASSETS = {
         "reference/subscription_override_tiers",
         "reference/subscription_overrides",
         "reference/subscriptions",
+        "reference/usage_thresholds",
         "staging/stg_events__control_totals",
         "staging/stg_events__parsed_events",
         "staging/stg_events__rejected_files",
@@ -86,6 +87,7 @@ EXPECTED_ASSETS = {
         "audit/snap_plans",
         "checks/chk_invoice_candidate_identities",
         "checks/chk_invoice_identities",
+        "checks/chk_threshold_crossings",
         "checks/chk_usage_tie_out",
         "intermediate/int_charge_limits_applied",
         "intermediate/int_charges_metered_to_periods",
@@ -112,6 +114,7 @@ EXPECTED_ASSETS = {
         "marts/fct_invoice_line_items",
         "marts/fct_invoices",
         "marts/fct_reconciliation_periods",
+        "marts/fct_threshold_crossings",
         "marts/fct_voided_invoice_line_items",
         "marts/fct_voided_invoices",
         "published/invoices",
@@ -173,6 +176,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         "chk_invoice_identities",
         "chk_reconciliation_daily",
         "chk_staged_events",
+        "chk_threshold_crossings",
         "chk_usage_anomalies",
         "chk_usage_tie_out",
     }
@@ -202,6 +206,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         "fct_invoice_line_items",
         "fct_invoices",
         "fct_reconciliation_periods",
+        "fct_threshold_crossings",
         "fct_voided_invoice_line_items",
         "fct_voided_invoices",
     }
@@ -229,6 +234,7 @@ def test_the_asset_graph_checks_jobs_and_schedules(definitions):
         "assert_every_raw_row_is_routed_once",
     ) in dbt_checks
     assert ("reference/plan_charges", "assert_rate_cards_are_well_formed") in dbt_checks
+    assert ("reference/subscriptions", "assert_accounts_are_well_formed") in dbt_checks
 
     jobs = {job.name: job for job in definitions.defs.resolve_all_job_defs()}
     assert {"daily_reconciliation", "monthly_invoicing"} <= set(jobs)

@@ -22,6 +22,7 @@ DEMO_EVENTS ?= 1000000
 DEMO_FIRST_DAY := 2026-09-01
 DEMO_LAST_DAY := 2026-10-31
 UI_PORT ?= 3000
+DOCS_PORT ?= 8080
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 BENCH_EVENTS ?= 1000000
 BENCH_MONTHS ?= 1
@@ -29,7 +30,7 @@ BENCH_MONTHS ?= 1
 PYTEST_WORKERS ?= 2
 LINT_PROCESSES ?= 2
 
-.PHONY: help demo test setup lint format pytest test-faults torture bench quality ui clean
+.PHONY: help demo test setup lint format pytest test-faults torture bench quality ui docs clean
 
 # `make help` lists every target with the text after its `##`.
 help: ## list the targets
@@ -98,5 +99,10 @@ ui: setup ## the Dagster UI on 127.0.0.1 (UI_PORT=3000), demo data first on a fr
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT)
 
+# The dbt docs as one page, data/docs/index.html, served on 127.0.0.1 (after `make demo` it
+# shows the warehouse's column types too).
+docs: setup ## write the dbt docs page and serve it on 127.0.0.1 (DOCS_PORT=8080)
+	$(BIN)/billing docs --serve --port $(DOCS_PORT)
+
 clean: ## remove build output and published copies (keeps the warehouse)
-	rm -rf target logs data/published data/published.versions data/published.next
+	rm -rf target logs data/published data/published.versions data/published.next data/docs

@@ -7,6 +7,7 @@ traceback for a user error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -311,6 +312,24 @@ def command_alerts(args: argparse.Namespace) -> None:
         raise UserError(str(error)) from error
 
 
+def command_docs(args: argparse.Namespace) -> None:
+    from billing.warehouse.dbt import BuildError
+    from billing.warehouse.docs import docs_server, generate_docs
+
+    settings = load_settings()
+    try:
+        page = generate_docs(settings)
+    except BuildError as error:
+        raise UserError(str(error)) from error
+    print(f"dbt docs: {page} (one file: open it in a browser, no server needed)")
+    if not args.serve:
+        return
+    with docs_server(page.parent, args.port) as server:
+        print(f"serving on http://127.0.0.1:{server.server_address[1]}/  (Ctrl-C stops it)")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing",
@@ -479,6 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     alerts.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
     alerts.set_defaults(handler=command_alerts)
+
+    docs = commands.add_parser(
+        "docs",
+        help="write the dbt docs as one page (and serve it on 127.0.0.1)",
+        description="Write the dbt docs (the overview, every model and column, the lineage, "
+        "the exposures) as one self-contained page, data/docs/index.html, with the column "
+        "types of the warehouse when it has been built; --serve serves it on 127.0.0.1.",
+    )
+    docs.add_argument("--serve", action="store_true", help="serve the page until Ctrl-C")
+    docs.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    docs.set_defaults(handler=command_docs)
     return parser
 
 

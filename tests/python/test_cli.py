@@ -36,9 +36,32 @@ def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
     )
 
 
-@pytest.mark.parametrize(
-    "command", ["generate", "ingest", "build", "invoices", "quality", "alerts", "backfill"]
-)
+def subcommands() -> list[str]:
+    """Every subcommand the parser has, so a new one is checked without editing a list."""
+    import argparse
+
+    from billing.cli import build_parser
+
+    [action] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(action.choices)
+
+
+def test_the_subcommands_are_the_documented_ones():
+    assert subcommands() == [
+        "alerts",
+        "backfill",
+        "build",
+        "docs",
+        "generate",
+        "ingest",
+        "invoices",
+        "quality",
+        "void",
+        "withdraw",
+    ]
+
+
+@pytest.mark.parametrize("command", subcommands())
 def test_every_subcommand_has_help(command):
     result = run(command, "--help")
     assert result.returncode == 0

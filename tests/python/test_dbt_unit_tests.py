@@ -72,3 +72,49 @@ def test_a_new_as_of_reuses_the_parse_and_reaches_the_models(empty_build, monkey
         assert con.execute(
             "select strftime(as_of, '%Y-%m-%d %H:%M'), build_id from control.run_context"
         ).fetchall() == [("2026-11-15 12:00", "")]
+
+
+def test_the_docs_page_has_the_overview_and_exposures_and_is_served_locally(empty_build, tmp_path):
+    """`billing docs`: one self-contained page with the project's overview, every exposure
+    and the catalog's column types, served on 127.0.0.1 with a policy that lets the page
+    reach nothing else (dbt's page tracker included)."""
+    import threading
+    import urllib.request
+
+    from billing.warehouse.docs import CONTENT_SECURITY_POLICY, docs_server, generate_docs
+
+    page = generate_docs(empty_build)
+    assert page == empty_build.warehouse.parent / "docs" / "index.html"
+    manifest = json.loads((dbt_target_dir() / "manifest.json").read_text())
+    assert manifest["metadata"]["send_anonymous_usage_stats"] is False
+    assert (
+        "# The usage-based billing warehouse"
+        in manifest["docs"]["doc.billing.__overview__"]["block_contents"]
+    )
+    assert sorted(e["name"] for e in manifest["exposures"].values()) == [
+        "billing_invoices_command",
+        "finance_published_marts",
+        "on_call_alerts",
+    ]
+    catalog = json.loads((dbt_target_dir() / "catalog.json").read_text())
+    invoices = catalog["nodes"]["model.billing.fct_invoices"]["columns"]
+    assert invoices["total_amount"]["type"] == "DECIMAL(38,4)"
+    text = page.read_text()
+    assert "The usage-based billing warehouse" in text and "finance_published_marts" in text
+
+    with docs_server(page.parent, 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+            assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+            assert response.read() == page.read_bytes()
+        server.shutdown()
+    assert server.server_address[0] == "127.0.0.1"
+
+    # Before the first build: the page from an empty catalog, and no warehouse file made.
+    fresh = Settings(
+        tmp_path / "none" / "warehouse.duckdb", tmp_path / "landing", DEFAULT_SEEDS_DIR
+    )
+    assert "The usage-based billing warehouse" in generate_docs(fresh).read_text()
+    assert not fresh.warehouse.exists()

@@ -37,7 +37,13 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from billing.quality import QualityReport, anomaly_statistics, clean_value, threshold_reached
+from billing.quality import (
+    QualityReport,
+    anomaly_statistics,
+    clean_value,
+    threshold_amount,
+    threshold_reached,
+)
 from billing.rules.calendar import Window
 from billing.warehouse import lock
 
@@ -197,8 +203,9 @@ def alerts_from_report(report: QualityReport) -> list[Alert]:
 
 def threshold_alert(row) -> Alert:
     """A customer's running draft reached one of their thresholds (D78). Its fingerprint is
-    the threshold and the period, not the value: the value keeps growing through the month,
-    and the alert is raised once, the first time a build sees it reached."""
+    the threshold, its level and the period, not the value: the value keeps growing through
+    the month, and the alert is raised once, the first time a build sees it reached (a
+    threshold raised mid-month is a new level, alerted again when reached)."""
     start = date.fromisoformat(str(clean_value(row.billing_period_start)))
     end = date.fromisoformat(str(clean_value(row.billing_period_end)))
     period = start.isoformat()[:7]
@@ -212,7 +219,10 @@ def threshold_alert(row) -> Alert:
         customers=(row.customer_id,),
         affected_rows=1,
         summary=threshold_reached(row),
-        details=(f"threshold {row.threshold_id} reached in {period}",),
+        details=(
+            f"threshold {row.threshold_id} of {threshold_amount(row, row.threshold)} "
+            f"reached in {period}",
+        ),
     )
 
 

@@ -324,7 +324,11 @@ def command_docs(args: argparse.Namespace) -> None:
     print(f"dbt docs: {page} (one file: open it in a browser, no server needed)")
     if not args.serve:
         return
-    with docs_server(page.parent, args.port) as server:
+    try:
+        server = docs_server(page.parent, args.port)
+    except (OSError, OverflowError) as error:
+        raise UserError(f"cannot serve the docs on 127.0.0.1:{args.port}: {error}") from error
+    with server:
         print(f"serving on http://127.0.0.1:{server.server_address[1]}/  (Ctrl-C stops it)")
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()

@@ -267,14 +267,20 @@ def threshold_reached(row) -> str:
     """`g1 reached spend threshold t1 in 2026-10: 19.00 USD >= 19.00 USD`: what the alert
     says. The values come as text (exact decimals, never floats, D78)."""
     period = str(clean_value(row.billing_period_start))[:7]
-    unit = f" {row.threshold_unit}" if row.threshold_unit else ""
-    places = None if pd.isna(row.currency_minor_units) else int(row.currency_minor_units)
     return (
         f"{row.customer_id} reached {row.threshold_kind} threshold {row.threshold_id}"
         + (f" ({row.meter_id})" if isinstance(row.meter_id, str) else "")
-        + f" in {period}: {plain_decimal(row.observed_value, places)}{unit} >= "
-        f"{plain_decimal(row.threshold, places)}{unit}"
+        + f" in {period}: {threshold_amount(row, row.observed_value)} >= "
+        f"{threshold_amount(row, row.threshold)}"
     )
+
+
+def threshold_amount(row, text: str) -> str:
+    """A value of a threshold's row in its unit: money at its currency's places, a quantity
+    in the meter's unit."""
+    places = None if pd.isna(row.currency_minor_units) else int(row.currency_minor_units)
+    unit = f" {row.threshold_unit}" if isinstance(row.threshold_unit, str) else ""
+    return plain_decimal(text, places) + unit
 
 
 def plain_decimal(text: str, places: int | None) -> str:

@@ -222,7 +222,11 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["s_nobody", "", "0.5"],
             ],
             override_tiers=[["o_bad", "1", "", "1", "0"]],
-            usage_thresholds=[["th_meter", "e_seat", "nope", "10"], ["th_zero", "e_seat", "", "0"]],
+            usage_thresholds=[
+                ["th_cents", "e_seat", "", "10.005"],
+                ["th_meter", "e_seat", "nope", "10"],
+                ["th_zero", "e_seat", "", "0"],
+            ],
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -446,6 +450,7 @@ def test_a_bad_seed_is_refused_before_finalization(history):
         ),
         ("s_seat:*", "overrides [start, open) and [2026-10-01, open) are in force at once"),
         ("s_seat:c_nope", "charge c_nope is not on plan p_seat"),
+        ("th_cents", "spend threshold 10.005000000 must be in whole minor units of USD (2)"),
         ("th_meter", "no meter nope"),
         ("th_zero", "threshold 0.000000000 must lie in (0, 10^15)"),
         ("x_count", "percentage charge needs a sum meter, not count"),

@@ -526,14 +526,14 @@ def test_usage_thresholds_reached_are_recorded_and_alerted_once(golden):
             "2026-10",
             ["g_ovr"],
             "g_ovr reached spend threshold t_spend in 2026-10: 19.00 USD >= 19.00 USD",
-            '["threshold t_spend reached in 2026-10"]',
+            '["threshold t_spend of 19.00 USD reached in 2026-10"]',
             1,
         ),
         (
             "2026-10",
             ["g_ovr"],
             "g_ovr reached usage threshold t_calls (api_calls) in 2026-10: 2500 call >= 2500 call",
-            '["threshold t_calls reached in 2026-10"]',
+            '["threshold t_calls of 2500 call reached in 2026-10"]',
             1,
         ),
     ]

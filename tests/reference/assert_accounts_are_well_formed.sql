@@ -203,10 +203,22 @@ threshold_problems as (
                 usage_thresholds.threshold <= 0
                 or usage_thresholds.threshold >= {{ max_line_amount() }}
                 then 'threshold ' || usage_thresholds.threshold || ' must lie in (0, 10^15)'
+            when
+                usage_thresholds.meter_id is null
+                and usage_thresholds.threshold
+                != {{ round_money('usage_thresholds.threshold', 'currencies.minor_units') }}
+                then
+                    'spend threshold ' || usage_thresholds.threshold
+                    || ' must be in whole minor units of ' || currencies.currency
+                    || ' (' || currencies.minor_units || ')'
         end as problem
     from usage_thresholds
     left join meters
         on usage_thresholds.meter_id = meters.meter_id
+    left join customers
+        on usage_thresholds.customer_id = customers.customer_id
+    left join currencies
+        on customers.currency = currencies.currency
 
 ),
 

@@ -1,9 +1,11 @@
 {#
     Every usage threshold (usage_thresholds.csv) a customer's invoice has reached: the
     billing period's quantity of a meter, or the invoice's spend (its subtotal), at or above
-    the threshold. One row per threshold and invoice; drafts show the running period as it
-    stands at `as_of`, finalized invoices what was billed. While its invoice is a draft, a
-    row raises one `usage_threshold` alert (billing/alerts.py, DECISIONLOG D78).
+    the threshold. One row per threshold and invoice; a draft shows the running period as
+    it stands at `as_of`. A finalized invoice's spend is its ledger subtotal; its usage is
+    the period's usage now (late events included), so a finalized month can show a crossing
+    after it was billed. While its invoice is a draft, a row raises one `usage_threshold`
+    alert (billing/alerts.py, DECISIONLOG D78).
 #}
 with
 
@@ -67,7 +69,10 @@ thresholds_measured as (
         invoices.status as invoice_status,
         case when usage_thresholds.meter_id is null then 'spend' else 'usage' end
             as threshold_kind,
-        coalesce(meters.unit_name, invoices.currency) as threshold_unit,
+        case
+            when usage_thresholds.meter_id is null then invoices.currency
+            else meters.unit_name
+        end as threshold_unit,
         case
             when usage_thresholds.meter_id is null then invoices.currency_minor_units
         end as currency_minor_units,

@@ -2,9 +2,10 @@
 
 Rate cards are data written by people: `seeds/rate_cards/` (currencies, meters, plans,
 charges, tiers) is committed and never written by code. Accounts (customers,
-subscriptions, overrides, grants, discounts) live in `seeds/accounts/`; the demo generator
-writes its population there, and refuses to overwrite a file someone edited. Each seed's
-columns and types are described once, in `seeds/_seeds.yml`.
+subscriptions, overrides and their tiers, grants, discounts, usage thresholds) live in
+`seeds/accounts/`; the demo generator writes its population there, and refuses to
+overwrite a file someone edited. Each seed's columns and types are described once, in
+`seeds/_seeds.yml`.
 """
 
 from __future__ import annotations

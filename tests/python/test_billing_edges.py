@@ -49,6 +49,7 @@ def seeds(**changes) -> dict:
             ["seats", "seat", "count", "", "", "seat", "Seats"],
             ["calls", "api_call", "count", "", "", "call", "API calls"],
             ["tokens", "tokens", "sum", "tokens", "", "token", "Tokens"],
+            *changes.get("extra_meters", []),
         ],
         "plans": [
             ["p_seat", "Seats", "USD", "", ""],
@@ -222,8 +223,12 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["s_nobody", "", "0.5"],
             ],
             override_tiers=[["o_bad", "1", "", "1", "0"]],
+            extra_meters=[
+                ["users", "user_seen", "unique_count", "user_id", "region", "user", "Users"]
+            ],
             usage_thresholds=[
                 ["th_cents", "e_seat", "", "10.005"],
+                ["th_users", "e_seat", "users", "5"],
                 ["th_meter", "e_seat", "nope", "10"],
                 ["th_zero", "e_seat", "", "0"],
             ],
@@ -452,6 +457,7 @@ def test_a_bad_seed_is_refused_before_finalization(history):
         ("s_seat:c_nope", "charge c_nope is not on plan p_seat"),
         ("th_cents", "spend threshold 10.005000000 must be in whole minor units of USD (2)"),
         ("th_meter", "no meter nope"),
+        ("th_users", "a unique_count meter grouped by region has no customer total to watch"),
         ("th_zero", "threshold 0.000000000 must lie in (0, 10^15)"),
         ("x_count", "percentage charge needs a sum meter, not count"),
         ("x_high", "rate_percent 150.000000000 must lie in [0, 100] with at most 4 decimals"),

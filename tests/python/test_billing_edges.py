@@ -221,8 +221,12 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["s_huge", "", "0.5", "", "", "", "", "2026-09-15", ""],
                 ["s_huge", "c_tok", "", "", "", "", "", "2026-09-01", ""],
                 ["s_nobody", "", "0.5"],
+                ["s_huge", "x_tiers", "", "", "0.5"],
+                ["s_huge", "x_limits", "150"],
+                ["s_ref", "", "", "o_plan", "", "", "", "2026-09-01", "2026-10-01"],
+                ["s_ref", "", "", "", "", "5.00", "", "2026-11-01", "2026-10-01"],
             ],
-            override_tiers=[["o_bad", "1", "", "1", "0"]],
+            override_tiers=[["o_bad", "1", "", "1", "0"], ["o_plan", "1", "", "1", "0"]],
             extra_meters=[
                 ["users", "user_seen", "unique_count", "user_id", "region", "user", "Users"]
             ],
@@ -444,7 +448,14 @@ def test_a_bad_seed_is_refused_before_finalization(history):
         ),
         ("s_huge:*", "starts_on and ends_on must be the first day of a billing period"),
         ("s_huge:c_tok", "the override changes nothing"),
+        (
+            "s_huge:x_limits",
+            "price_multiplier 150.000000000 must lie in [0, 100] with at most 4 decimals",
+        ),
+        ("s_huge:x_tiers", "unit_price is overridden on standard and package charges only"),
         ("s_nobody:*", "no subscription s_nobody"),
+        ("s_ref:*", "ends_on must be after starts_on"),
+        ("s_ref:*", "override tiers need the charge they price"),
         (
             "s_ref:c_api",
             "base_fee and minimum_commitment override the plan: leave charge_id blank",

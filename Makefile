@@ -21,6 +21,7 @@ export UV_COMPILE_BYTECODE := 1
 DEMO_EVENTS ?= 1000000
 DEMO_FIRST_DAY := 2026-09-01
 DEMO_LAST_DAY := 2026-10-31
+DEMO_PERIODS := 2026-09 2026-10
 UI_PORT ?= 3000
 DOCS_PORT ?= 8080
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
@@ -43,11 +44,12 @@ $(BIN)/.synced: pyproject.toml uv.lock
 
 setup: $(BIN)/.synced ## create .venv from the lock file (every target runs it)
 
-demo: setup ## generate a month of events, ingest, build, print the invoices, run the gates
+demo: setup ## generate a month of events, ingest, build, print the invoices, their PDFs, the gates
 	$(BIN)/billing generate --events $(DEMO_EVENTS) --spikes 1
 	$(BIN)/billing ingest
 	$(BIN)/billing build
 	$(BIN)/billing invoices
+	for period in $(DEMO_PERIODS); do $(BIN)/billing invoice-pdf --period $$period || exit 1; done
 	$(BIN)/billing quality
 
 # The Great Expectations gates over every day and period with data (or DAY=YYYY-MM-DD,
@@ -104,5 +106,5 @@ ui: setup ## the Dagster UI on 127.0.0.1 (UI_PORT=3000), demo data first on a fr
 docs: setup ## write the dbt docs page and serve it on 127.0.0.1 (DOCS_PORT=8080)
 	$(BIN)/billing docs --serve --port $(DOCS_PORT)
 
-clean: ## remove build output and published copies (keeps the warehouse)
+clean: ## remove build output and published copies (keeps the warehouse and invoice documents)
 	rm -rf target logs data/published data/published.versions data/published.next data/docs

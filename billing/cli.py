@@ -334,6 +334,50 @@ def command_docs(args: argparse.Namespace) -> None:
             server.serve_forever()
 
 
+def command_invoice_pdf(args: argparse.Namespace) -> None:
+    from billing.documents.invoice import (
+        DocumentError,
+        finalized_invoices,
+        load_document,
+        load_seller,
+    )
+    from billing.documents.render import seller_file, write_document
+    from billing.warehouse.dbt import BuildError
+    from billing.warehouse.publish import connect_published
+
+    if (args.invoice is None) == (args.period is None):
+        raise UserError("give one INVOICE (an id or a number) or --period YYYY-MM")
+    settings = load_settings()
+    try:
+        seller = load_seller(seller_file())
+        with connect_published(settings) as con:
+            if args.invoice is not None:
+                documents = [load_document(con, args.invoice.strip())]
+            else:
+                numbers = finalized_invoices(con, args.period)
+                if not numbers:
+                    raise UserError(
+                        f"no finalized invoices for {args.period:%Y-%m} in the published "
+                        "marts (a draft is rendered one at a time: billing invoice-pdf ID)"
+                    )
+                documents = [load_document(con, number) for number in numbers]
+        rendered = [
+            write_document(settings.invoice_documents_dir, document, seller)
+            for document in documents
+        ]
+    except (BuildError, DocumentError) as error:
+        raise UserError(str(error)) from error
+    for each in rendered:
+        print(each.describe())
+    written = sum(each.outcome == "written" for each in rendered)
+    kept = sum(each.outcome == "kept" for each in rendered)
+    print(
+        f"{len(rendered)} document(s): {written} written, {kept} kept as issued (a finalized "
+        f"invoice's document is never rewritten), {len(rendered) - written - kept} draft "
+        f"preview(s); the same files are under {settings.published_dir / 'invoices'}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing",
@@ -513,6 +557,21 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--serve", action="store_true", help="serve the page until Ctrl-C")
     docs.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     docs.set_defaults(handler=command_docs)
+
+    invoice_pdf = commands.add_parser(
+        "invoice-pdf",
+        help="render invoices as PDF and HTML documents a customer can read",
+        description="Render one invoice (an invoice_id or number), or every finalized "
+        "invoice of --period, as HTML and PDF under data/invoices/YYYY-MM/ (drafts under "
+        "data/invoices/drafts/), also reachable as data/published/invoices/. A finalized "
+        "invoice's document is written once and never replaced; a draft's is a preview, "
+        "rewritten each time. The seller block is seller.toml (or BILLING_SELLER_FILE).",
+    )
+    invoice_pdf.add_argument("invoice", nargs="?", metavar="INVOICE", help="invoice id or number")
+    invoice_pdf.add_argument(
+        "--period", type=parse_month, help="every finalized invoice of this period, YYYY-MM"
+    )
+    invoice_pdf.set_defaults(handler=command_invoice_pdf)
     return parser
 
 

@@ -46,6 +46,12 @@ class Settings:
     def published_warehouse(self) -> Path:
         return self.published_dir / "marts.duckdb"
 
+    @property
+    def invoice_documents_dir(self) -> Path:
+        """Invoice documents (`billing invoice-pdf`), kept across publishes: every published
+        version links `invoices/` here, so `published/invoices/` always shows them (D80)."""
+        return self.warehouse.parent / "invoices"
+
 
 def _path_from_env(name: str, default: Path) -> Path:
     """An env value is taken relative to the caller's folder, as a shell user expects."""

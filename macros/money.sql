@@ -15,6 +15,19 @@
 {%- endmacro %}
 
 {#
+    An amount as text with its currency's decimals (50.00, 1000 JPY), for line descriptions
+    a customer reads on the invoice document; the amount is rounded to them (round_money)
+    first, so the text never shows more or other digits than the line does.
+#}
+{% macro money_text(amount, minor_units) -%}
+    (case {{ minor_units }}
+        {%- for units in range(0, 5) %}
+        when {{ units }} then cast(cast(round({{ amount }}, {{ units }}) as decimal(38, {{ units }})) as varchar)
+        {%- endfor %}
+    end)
+{%- endmacro %}
+
+{#
     The supported ranges (README "Supported ranges", DECISIONLOG D33). Inside them rating is
     exact and never overflows: quantities below 10^15 units with 9 decimals, unit prices
     below 10^9 with 9 decimals, price multipliers with 4 decimals, line amounts below 10^15.

@@ -41,6 +41,7 @@ class Customer:
     tax_rate: str
     invoice_grace_hours: str
     timezone: str
+    net_terms_days: str
     plan_id: str
     weight: float
 
@@ -84,6 +85,11 @@ def make_customers(count: int, rng: random.Random, currencies: dict[str, str]) -
                 tax_rate=rng.choice(tax_by_currency[currency]),
                 invoice_grace_hours="48" if index % 7 == 0 else "",
                 timezone=zones[currency],
+                # Enterprise contracts pay at net 45, a few self-serve accounts at net 15,
+                # the rest at the project's default (blank = net 30).
+                net_terms_days="45"
+                if plan == "enterprise_usd"
+                else ("15" if index % 5 == 0 else ""),
                 plan_id=plan,
                 weight=rng.paretovariate(1.3) * (4 if plan == "enterprise_usd" else 1),
             )
@@ -130,6 +136,7 @@ def account_rows(customers: list[Customer], first_month: date) -> dict[str, list
                 c.tax_rate,
                 c.invoice_grace_hours,
                 c.timezone,
+                c.net_terms_days,
             ]
             for c in customers
         ],

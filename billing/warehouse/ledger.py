@@ -96,7 +96,10 @@ create table if not exists ledger.fct_invoices_finalized (
     invoice_sequence bigint,
     line_item_count bigint,
     total_amount decimal(38, 4),
-    build_id varchar
+    build_id varchar,
+    issued_on date,
+    net_terms_days integer,
+    due_on date
 );
 create table if not exists ledger.fct_invoice_voids (
     invoice_id varchar not null,
@@ -109,8 +112,9 @@ create table if not exists ledger.fct_invoice_voids (
 """
 
 # Ledgers written before D33/D34 lack the build id and stored unit prices as
-# decimal(18, 9); adding a column and widening are exact, so an old warehouse migrates in
-# place.
+# decimal(18, 9), and those before D79 lack the payment terms; adding a column and widening
+# are exact, so an old warehouse migrates in place. Invoices finalized before D79 keep null
+# terms: the ledger is never updated, so no due date is invented for them afterwards.
 MIGRATIONS = (
     *(
         (
@@ -126,6 +130,19 @@ MIGRATIONS = (
         "unit_price",
         "DECIMAL(38,13)",
         "alter table ledger.fct_invoice_line_items_finalized alter unit_price type decimal(38, 13)",
+    ),
+    *(
+        (
+            "fct_invoices_finalized",
+            column,
+            wanted,
+            f"alter table ledger.fct_invoices_finalized add column if not exists {column} {wanted}",
+        )
+        for column, wanted in (
+            ("issued_on", "DATE"),
+            ("net_terms_days", "INTEGER"),
+            ("due_on", "DATE"),
+        )
     ),
 )
 

@@ -68,12 +68,22 @@ def publish(settings: Settings) -> Path:
         con.execute("detach published")
     finally:
         con.close()
+    link_invoice_documents(partial, settings)
     version = versions / stamp
     partial.rename(version)
     previous = pointer.resolve() if pointer.is_symlink() else None
     swap_pointer(pointer, version)
     prune_versions(versions, keep={version, previous})
     return version
+
+
+def link_invoice_documents(version: Path, settings: Settings) -> None:
+    """`invoices/` in a version is a relative link to the documents folder, which outlives
+    every version: a document rendered once stays where finance found it (D80)."""
+    documents = settings.invoice_documents_dir
+    documents.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.relpath(documents, version))
+    (version / "invoices").symlink_to(target, target_is_directory=True)
 
 
 def refuse_pending_finalization(warehouse: Path) -> None:

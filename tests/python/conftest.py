@@ -30,6 +30,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SHARED_GROUPS = {
     "test_orchestration": "built_scenarios",
     "test_quality_gates": "built_scenarios",
+    "test_invoice_documents": "built_scenarios",
 }
 # Measured on 2026-12-06 (seconds of one worker): incremental staging 299 with its nine
 # killed builds (about 100 locally, where eight of them are opt-in fault injection), the

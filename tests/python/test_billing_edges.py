@@ -41,7 +41,7 @@ def seeds(**changes) -> dict:
     rows = {
         "currencies": [["USD", "2"]],
         "customers": [
-            ["e_huge", "Huge Co", "USD", "0", "", "UTC"],
+            ["e_huge", "Huge Co", "USD", "0", "", "UTC", changes.get("huge_terms", "")],
             ["e_refund", "Refund Co", "USD", changes.get("refund_tax", "0"), "", "UTC"],
             ["e_seat", "Seats Co", "USD", "0", "", "UTC"],
         ],
@@ -192,8 +192,8 @@ def history(tmp_path_factory, monkeypatch_module):
 
     # 3. A grant not in whole cents, an overlapping subscription, percentage charges that
     #    cannot be priced (D76), tiers on a standard charge, subscription overrides that
-    #    cannot apply (D77) and thresholds that cannot be reached (D78): refused before any
-    #    finalization, so fixing the seed is enough.
+    #    cannot apply (D77), thresholds that cannot be reached (D78) and payment terms of
+    #    more than a year (D79): refused before any finalization, so fixing the seed is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
@@ -236,6 +236,7 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["th_meter", "e_seat", "nope", "10"],
                 ["th_zero", "e_seat", "", "0"],
             ],
+            huge_terms="400",
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -397,7 +398,7 @@ def test_a_correction_larger_than_the_invoice_becomes_a_credit_note(history):
     assert history["october_lines"] == [
         ("usage", D("0.00"), "c_api"),
         ("adjustment", D("-1.00"), "c_api: correction to 2026-09 (late usage or reversals)"),
-        ("credit_note", D("1.00"), "Credit note: 1.0000 USD carried to the customer balance"),
+        ("credit_note", D("1.00"), "Credit note: 1.00 USD carried to the customer balance"),
     ]
     refund = {row[1]: row for row in history["november"] if row[0] == "e_refund"}
     assert refund["2026-10"] == (
@@ -441,6 +442,10 @@ def test_a_bad_seed_is_refused_before_finalization(history):
     assert history["bad_seed_problems"] == [
         ("c_api override o_bad", STRAY_TIERS),
         ("c_tok", STRAY_TIERS),
+        (
+            "e_huge",
+            "net_terms_days 400 is outside 0 to 365",
+        ),
         (
             "g_bad",
             "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "

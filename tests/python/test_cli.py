@@ -54,11 +54,15 @@ def test_the_subcommands_are_the_documented_ones():
         "docs",
         "generate",
         "ingest",
+        "invoice-pdf",
         "invoices",
         "quality",
         "void",
         "withdraw",
     ]
+    # Each has its row in the README's command table.
+    readme = (PROJECT_DIR / "README.md").read_text()
+    assert [c for c in subcommands() if f"| `billing {c} " not in readme] == []
 
 
 @pytest.mark.parametrize("command", subcommands())

@@ -7,6 +7,7 @@ and every line and total must match the arithmetic in the comments to the cent (
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -48,7 +49,7 @@ SEEDS = {
     "currencies": [["USD", "2"], ["JPY", "0"], ["CREDITS", "0"]],
     "customers": [
         ["g_api", "Graduated Co", "USD", "0.1", "", "UTC"],
-        ["g_ent", "Enterprise Co", "USD", "0", "", "UTC"],
+        ["g_ent", "Enterprise Co", "USD", "0", "", "UTC", "45"],
         ["g_jpy", "Yen KK", "JPY", "0.1", "", "Asia/Tokyo"],
         ["g_mid", "Midmonth Inc", "USD", "0.2", "", "UTC"],
         ["g_gpu", "GPU Startup", "USD", "0", "", "UTC"],
@@ -546,6 +547,102 @@ def test_usage_thresholds_reached_are_recorded_and_alerted_once(golden):
     ]
     assert [a for a in raised.new if a.alert_kind == "usage_threshold"] == []
     assert [row[4] for row in query(golden.warehouse, alerts_sql)] == [2, 2]
+
+
+def test_payment_terms_give_each_finalized_invoice_its_issue_and_due_dates(golden):
+    # September becomes final Oct 1 + 72 h = Oct 4, its issue date. g_api has blank terms,
+    # the default net 30: due Nov 3. g_ent is on net 45: due Nov 18.
+    terms = query(
+        golden.published_warehouse,
+        "select customer_id, status, issued_on, net_terms_days, due_on from fct_invoices "
+        "where customer_id in ('g_api', 'g_ent') order by billing_period_start, customer_id",
+    )
+    assert terms == [
+        ("g_api", "finalized", date(2026, 10, 4), 30, date(2026, 11, 3)),
+        ("g_ent", "finalized", date(2026, 10, 4), 45, date(2026, 11, 18)),
+        # October is a draft: it is issued, with the terms then in force, when it is final.
+        ("g_api", "draft", None, None, None),
+        ("g_ent", "draft", None, None, None),
+    ]
+
+
+GOLDEN_DOCUMENT = Path(__file__).parent / "golden" / "INV-2026-09-000001.html"
+DOCUMENT_SELLER = """\
+name = "Golden Seller Ltd"
+address = ["1 Ledger Lane", "London EC1A 1AA", "United Kingdom"]
+email = "billing@golden.test"
+tax_id = "GB000000000"
+payment_instructions = "Pay within the terms, quoting the invoice number."
+"""
+
+
+def test_an_invoice_document_groups_tiers_under_their_charge(golden, tmp_path):
+    import duckdb
+
+    from billing.documents.invoice import Row, Section, load_document, load_seller
+    from billing.documents.render import render_html
+
+    with duckdb.connect(str(golden.published_warehouse), read_only=True) as con:
+        api, disc, cred = (
+            load_document(con, number)
+            for number in ("INV-2026-09-000001", "INV-2026-09-000004", "INV-2026-09-000003")
+        )
+    # g_api (numbers follow customer order: g_api, g_chg, g_cred, g_disc, ...), as worked
+    # out in test_graduated_volume_and_package_lines: each tiered charge is a heading with
+    # its total (API 0.00 + 40.00 + 7.50 = 47.50) and a row per tier.
+    assert (api.customer_name, api.period, api.issued_on, api.due_on, api.net_terms_days) == (
+        "Graduated Co",
+        "1 September 2026 \N{EN DASH} 30 September 2026",
+        "4 October 2026",
+        "3 November 2026",
+        30,
+    )
+    assert api.sections == (
+        Section("Subscription", (Row("API base fee", "1", "10", "10.00"),)),
+        Section(
+            "Usage",
+            (
+                Row("API", "", "", "47.50"),
+                Row("Tier 1", "1,000", "0", "0.00", detail=True),
+                Row("Tier 2", "4,000", "0.01", "40.00", detail=True),
+                Row("Tier 3", "1,500", "0.005", "7.50", detail=True),
+                Row("GB", "", "", "10.40"),
+                Row("Tier 2, all units", "13", "0.8", "10.40", detail=True),
+                Row("Img", "26", "2.5", "7.50"),
+            ),
+        ),
+    )
+    assert (api.totals, api.credits, api.amount_due) == (
+        (("Subtotal", "75.40"), ("Tax (10 %)", "7.54")),
+        (),
+        "82.94",
+    )
+    # g_disc: the caps are their own section; 15.00 of discounts, 20 % tax on 85.00.
+    assert disc.sections[-1] == Section(
+        "Charge limits",
+        (
+            Row("API: capped at its maximum of 50.00", "", "", "-30.00"),
+            Row("Images: raised to its minimum of 30.00", "", "", "25.00"),
+        ),
+    )
+    assert (disc.totals, disc.amount_due) == (
+        (("Subtotal", "100.00"), ("Discount", "-15.00"), ("Tax (20 %)", "17.00")),
+        "102.00",
+    )
+    # g_cred pays 6,000 CREDITS from grant-1, which keeps 4,000; nothing is due.
+    assert (cred.totals, cred.credits, cred.amount_due) == (
+        (("Subtotal", "6,000"), ("Tax (0 %)", "0"), ("Credits applied", "-6,000")),
+        (("grant-1", "-6,000", "4,000"),),
+        "0",
+    )
+    # The whole page, byte for byte (UPDATE_GOLDEN=1 rewrites it after a deliberate change).
+    seller_file = tmp_path / "seller.toml"
+    seller_file.write_text(DOCUMENT_SELLER)
+    html = render_html(api, load_seller(seller_file))
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN_DOCUMENT.parent.mkdir(exist_ok=True)
+        GOLDEN_DOCUMENT.write_text(html, encoding="utf-8")
+    assert html == GOLDEN_DOCUMENT.read_text(encoding="utf-8")
 
 
 def test_plan_change_inside_a_period(golden):

@@ -22,10 +22,10 @@ from billing.warehouse.publish import publish
 from billing.warehouse.run_context import run_context_for
 
 
-def seeds(tier_2_price: str) -> dict:
+def seeds(tier_2_price: str, net_terms_days: str = "") -> dict:
     return {
         "currencies": [["USD", "2"]],
-        "customers": [["l_api", "Lifecycle Co", "USD", "0.1", "", "UTC"]],
+        "customers": [["l_api", "Lifecycle Co", "USD", "0.1", "", "UTC", net_terms_days]],
         "meters": [["api_calls", "api_call", "count", "", "", "call", "API calls"]],
         "plans": [["p_api", "API", "USD", "10.00", ""]],
         "plan_charges": [
@@ -109,6 +109,14 @@ def summary(settings, period: str) -> tuple:
     )[0]
 
 
+def payment_terms(settings, period: str) -> tuple:
+    return query(
+        settings.published_warehouse,
+        "select issued_on, net_terms_days, due_on from fct_invoices where billing_period_start = ?",
+        [period],
+    )[0]
+
+
 def lines(settings, period: str) -> list[tuple]:
     return query(
         settings.published_warehouse,
@@ -136,6 +144,9 @@ def history(workspace):
         states[step]["summary"] = {
             period: summary(workspace, period) for period in ("2026-09-01", "2026-10-01")
         }
+        states[step]["terms"] = {
+            period: payment_terms(workspace, period) for period in ("2026-09-01", "2026-10-01")
+        }
 
     # 1. 4,500 September calls; on Oct 10 September is final (Oct 1 + 72 h).
     write_seeds(workspace.seeds_dir, seeds("0.01"))
@@ -143,8 +154,9 @@ def history(workspace):
     build(workspace, "2026-10-10T00:00:00Z")
     remember("finalized")
 
-    # 2. The rate card is corrected (tier 2: 0.01 -> 0.02) and 1,000 late September calls land.
-    write_seeds(workspace.seeds_dir, seeds("0.02"))
+    # 2. The rate card is corrected (tier 2: 0.01 -> 0.02), the customer moves to net 15
+    # and 1,000 late September calls land.
+    write_seeds(workspace.seeds_dir, seeds("0.02", net_terms_days="15"))
     land(workspace, "day-2.jsonl", calls("late", 1000, "2026-09-29T23:00:00Z"))
     build(workspace, "2026-10-20T00:00:00Z")
     remember("late_usage")
@@ -194,6 +206,25 @@ def test_finalized_invoices_never_change(history):
     october = history["october_final"]["2026-10-01"]
     for step in ("reversed", "full_refresh"):
         assert history[step]["2026-10-01"] == october, step
+
+
+def test_payment_terms_are_frozen_when_the_invoice_is_issued(history):
+    # September is issued when it becomes final, Oct 1 + 72 h = Oct 4, at the default net
+    # 30: due Nov 3. Its draft had no dates.
+    september = (date(2026, 10, 4), 30, date(2026, 11, 3))
+    assert history["finalized"]["terms"]["2026-09-01"] == september
+    assert history["finalized"]["terms"]["2026-10-01"] == (None, None, None)
+    # The customer moves to net 15 after September was issued: September keeps net 30 in
+    # every later build; October, issued Nov 4, is due Nov 19.
+    for step in ("late_usage", "october_final", "reversed", "full_refresh"):
+        assert history[step]["terms"]["2026-09-01"] == september, step
+    assert history["late_usage"]["terms"]["2026-10-01"] == (None, None, None)
+    for step in ("october_final", "reversed", "full_refresh"):
+        assert history[step]["terms"]["2026-10-01"] == (
+            date(2026, 11, 4),
+            15,
+            date(2026, 11, 19),
+        ), step
 
 
 def test_late_usage_is_an_adjustment_rated_with_and_without_it(history):

@@ -1,6 +1,7 @@
 {#
     Accounts that cannot be billed unambiguously fail the build before any invoice is made:
-    subscriptions, their contract prices (D77), credit grants and usage thresholds (D78).
+    subscriptions, their contract prices (D77), credit grants, usage thresholds (D78) and
+    payment terms (D79).
     One row per problem, with the subscription, grant or threshold and what is wrong.
 #}
 {# Orchestration shows this test as a check on the model it is about. #}
@@ -280,6 +281,17 @@ currency_problems as (
 
 ),
 
+{# Payment terms beyond a year are a typo, not a contract (D79). #}
+terms_problems as (
+
+    select
+        customer_id as charge_id,
+        'net_terms_days ' || net_terms_days || ' is outside 0 to 365' as problem
+    from customers
+    where net_terms_days not between 0 and 365
+
+),
+
 all_problems as (
 
     select * from override_problems
@@ -295,6 +307,8 @@ all_problems as (
     select * from overlapping_subscriptions
     union all
     select * from currency_problems
+    union all
+    select * from terms_problems
 
 )
 

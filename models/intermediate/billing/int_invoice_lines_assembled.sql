@@ -46,6 +46,12 @@ invoices_voided as (
 
 ),
 
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
 invoice_revisions as (
 
     {# A period whose invoice was voided is reissued as revision n (its n-th void), with
@@ -150,11 +156,21 @@ charge_limit_lines as (
         charge_limits_applied.display_name
         || case limits.line_type
             when 'charge_maximum'
-                then ': capped at its maximum of ' || charge_limits_applied.max_amount_rounded
-            else ': raised to its minimum of ' || charge_limits_applied.min_amount_prorated
+                then ': capped at its maximum of ' || {{ money_text(
+                    'charge_limits_applied.max_amount_rounded', 'currencies.minor_units'
+                ) }}
+            else ': raised to its minimum of ' || {{ money_text(
+                'charge_limits_applied.min_amount_prorated', 'currencies.minor_units'
+            ) }}
         end as description
     from charge_limits_applied
     cross join (values ('charge_maximum'), ('charge_minimum')) as limits (line_type)
+    inner join subscription_periods_billed
+        on
+            charge_limits_applied.subscription_period_id
+            = subscription_periods_billed.subscription_period_id
+    inner join currencies
+        on subscription_periods_billed.customer_currency = currencies.currency
     where
         charge_limits_applied.scenario = 'current'
         and not charge_limits_applied.is_billed
@@ -182,13 +198,19 @@ commitment_lines as (
         commitment_true_ups.true_up_amount as amount,
         cast(null as bigint) as event_count,
         'Minimum commitment true-up (commitment '
-        || subscription_periods_billed.commitment_amount
-        || ', usage ' || commitment_true_ups.usage_amount || ')' as description
+        || {{ money_text(
+            'subscription_periods_billed.commitment_amount', 'currencies.minor_units'
+        ) }}
+        || ', usage '
+        || {{ money_text('commitment_true_ups.usage_amount', 'currencies.minor_units') }}
+        || ')' as description
     from commitment_true_ups
     inner join subscription_periods_billed
         on
             commitment_true_ups.subscription_period_id
             = subscription_periods_billed.subscription_period_id
+    inner join currencies
+        on subscription_periods_billed.customer_currency = currencies.currency
     where
         commitment_true_ups.scenario = 'current'
         and not commitment_true_ups.is_billed
@@ -350,9 +372,10 @@ credit_note_lines as (
        becomes a customer balance that the customer's next invoices spend
        (int_credit_applications). #}
     select
-        invoice_id,
-        'ili_' || left(md5(invoice_id || '|credit_note'), 20) as invoice_line_item_id,
-        customer_id,
+        invoice_subtotals.invoice_id,
+        'ili_'
+        || left(md5(invoice_subtotals.invoice_id || '|credit_note'), 20) as invoice_line_item_id,
+        invoice_subtotals.customer_id,
         cast(null as varchar) as subscription_id,
         cast(null as varchar) as plan_id,
         cast(null as varchar) as charge_id,
@@ -362,18 +385,22 @@ credit_note_lines as (
         6 as line_order,
         cast(null as varchar) as charge_model,
         cast(null as integer) as tier,
-        'Credit note: ' || cast(-subtotal_amount as varchar) || ' ' || currency
+        'Credit note: '
+        || {{ money_text('-invoice_subtotals.subtotal_amount', 'currencies.minor_units') }}
+        || ' ' || invoice_subtotals.currency
         || ' carried to the customer balance' as description,
-        currency,
+        invoice_subtotals.currency,
         cast(null as decimal(38, 9)) as quantity,
         cast(null as decimal(38, 13)) as unit_price,
-        -subtotal_amount as amount,
+        -invoice_subtotals.subtotal_amount as amount,
         cast(null as bigint) as event_count,
-        billing_period_start,
-        billing_period_end,
+        invoice_subtotals.billing_period_start,
+        invoice_subtotals.billing_period_end,
         cast(null as date) as source_period_start
     from invoice_subtotals
-    where subtotal_amount < 0
+    inner join currencies
+        on invoice_subtotals.currency = currencies.currency
+    where invoice_subtotals.subtotal_amount < 0
 
 ),
 

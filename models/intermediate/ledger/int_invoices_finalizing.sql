@@ -4,6 +4,8 @@
     tax and credits). The invoice number is assigned here, once: the next number of its
     period after those the ledger already holds, in customer order among the invoices
     finalized together. Ledger rows are never updated, so numbers never move or repeat.
+    The payment terms are frozen here too (D79): issued on the day it is final, due the
+    customer's net terms later; editing the terms afterwards moves no due date.
 #}
 with
 
@@ -15,7 +17,14 @@ ledger_lines as (
 
 customers as (
 
-    select * from {{ ref('customers') }}
+    select
+        customer_id,
+        customer_name,
+        tax_rate,
+        cast(
+            coalesce(net_terms_days, {{ var('default_net_terms_days') }}) as integer
+        ) as net_terms_days
+    from {{ ref('customers') }}
 
 ),
 
@@ -99,6 +108,9 @@ invoices_finalized as (
         customers.tax_rate,
         ---------- finality
         invoices_numbered.finalized_at,
+        cast(invoices_numbered.finalized_at as date) as issued_on,
+        customers.net_terms_days,
+        cast(invoices_numbered.finalized_at as date) + customers.net_terms_days as due_on,
         invoices_numbered.recorded_at,
         invoices_numbered.billed_through_file_id,
         cast(invoices_numbered.invoice_sequence as bigint) as invoice_sequence,

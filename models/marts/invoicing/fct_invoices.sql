@@ -61,7 +61,10 @@ finalized as (
         'finalized' as status,
         finalized_at,
         line_item_count,
-        cast(null as varchar) as hold_reason
+        cast(null as varchar) as hold_reason,
+        issued_on,
+        net_terms_days,
+        due_on
     from ledger_invoices
 
 ),
@@ -86,7 +89,11 @@ drafts as (
         'draft' as status,
         cast(null as timestamp) as finalized_at,
         line_item_count,
-        hold_reason
+        hold_reason,
+        {#- Terms are set when the invoice is issued (D79). #}
+        cast(null as date) as issued_on,
+        cast(null as integer) as net_terms_days,
+        cast(null as date) as due_on
     from open_invoices
     where invoice_id not in (select finalized.invoice_id from finalized)
 

@@ -24,6 +24,12 @@ DEMO_LAST_DAY := 2026-10-31
 DEMO_PERIODS := 2026-09 2026-10
 UI_PORT ?= 3000
 DOCS_PORT ?= 8080
+BI_PORT ?= 8088
+# Superset lives in its own virtualenv, from its own lock: it pins pandas 2.1 and
+# SQLAlchemy 1.4, which the project's dbt and Dagster do not accept.
+BI_VENV := .venv-bi
+export BILLING_BI_HOME ?= $(CURDIR)/data/bi
+PUBLISHED_MARTS = $(dir $(or $(BILLING_WAREHOUSE),$(CURDIR)/data/warehouse.duckdb))published/marts.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 BENCH_EVENTS ?= 1000000
 BENCH_MONTHS ?= 1
@@ -31,7 +37,7 @@ BENCH_MONTHS ?= 1
 PYTEST_WORKERS ?= 2
 LINT_PROCESSES ?= 2
 
-.PHONY: help demo test setup lint format pytest test-faults torture bench quality ui docs clean
+.PHONY: help demo test setup bi-setup browser lint format pytest test-bi test-faults torture bench quality ui docs bi clean
 
 # `make help` lists every target with the text after its `##`.
 help: ## list the targets
@@ -43,6 +49,18 @@ $(BIN)/.synced: pyproject.toml uv.lock
 	@touch $@
 
 setup: $(BIN)/.synced ## create .venv from the lock file (every target runs it)
+
+$(BI_VENV)/.synced: bi/requirements.lock | $(BIN)/.synced
+	@test -x $(BI_VENV)/bin/python || $(PYTHON) -m venv $(BI_VENV)
+	$(BIN)/uv pip install --quiet --python $(BI_VENV)/bin/python -r bi/requirements.lock
+	@touch $@
+
+bi-setup: $(BI_VENV)/.synced ## create .venv-bi (Superset) from bi/requirements.lock
+
+# Debian's Chromium and its driver, for the dashboard screenshot test (CI installs them).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 demo: setup ## generate a month of events, ingest, build, print the invoices, their PDFs, the gates
 	$(BIN)/billing generate --events $(DEMO_EVENTS) --spikes 1
@@ -57,13 +75,14 @@ demo: setup ## generate a month of events, ingest, build, print the invoices, th
 quality: setup ## run the Great Expectations gates (DAY=YYYY-MM-DD or PERIOD=YYYY-MM)
 	$(BIN)/billing quality $(if $(DAY),--day $(DAY)) $(if $(PERIOD),--period $(PERIOD))
 
-test: setup lint pytest ## lint, then every pytest suite
+# With CI=true every suite runs, the Superset one included (locally: BILLING_BI=1).
+test: setup lint $(if $(filter true,$(CI)),bi-setup browser) pytest ## lint, then every pytest suite
 
 # sqlfluff lints a file per process (measured on this 2-core machine: 180 s on one, 139 s
 # on two).
 lint: setup ## ruff and sqlfluff, checking only
-	$(BIN)/ruff check billing tests models
-	$(BIN)/ruff format --check billing tests models
+	$(BIN)/ruff check billing tests models bi
+	$(BIN)/ruff format --check billing tests models bi
 	@mkdir -p target
 	BILLING_WAREHOUSE=target/lint.duckdb $(BIN)/sqlfluff lint models tests macros --disable-progress-bar --nocolor --processes $(LINT_PROCESSES)
 
@@ -76,6 +95,9 @@ format: setup ## ruff and sqlfluff, fixing what they can
 # Workers take whole test groups (tests/python/conftest.py), longest first.
 pytest: setup ## the pytest suites on PYTEST_WORKERS workers (they run dbt builds)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+test-bi: setup bi-setup browser ## only the Superset test (CI=true runs it within make test)
+	BILLING_BI=1 $(BIN)/pytest -n 1 -m bi
 
 test-faults: setup ## only the fault-injection tests (CI=true runs them within make test)
 	BILLING_FAULTS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m faults
@@ -105,6 +127,11 @@ ui: setup ## the Dagster UI on 127.0.0.1 (UI_PORT=3000), demo data first on a fr
 # shows the warehouse's column types too).
 docs: setup ## write the dbt docs page and serve it on 127.0.0.1 (DOCS_PORT=8080)
 	$(BIN)/billing docs --serve --port $(DOCS_PORT)
+
+# Superset on 127.0.0.1 over the published marts, provisioned from bi/ (database, datasets,
+# charts, the Finance and Operations dashboards); admin BILLING_BI_ADMIN / BILLING_BI_PASSWORD.
+bi: setup bi-setup ## Superset on 127.0.0.1 (BI_PORT=8088): Finance and Operations dashboards
+	SUPERSET_CONFIG_PATH=$(CURDIR)/bi/superset_config.py $(BI_VENV)/bin/python bi/provision.py serve --marts $(PUBLISHED_MARTS) --port $(BI_PORT)
 
 clean: ## remove build output and published copies (keeps the warehouse and invoice documents)
 	rm -rf target logs data/published data/published.versions data/published.next data/docs

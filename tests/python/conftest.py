@@ -31,6 +31,7 @@ SHARED_GROUPS = {
     "test_orchestration": "built_scenarios",
     "test_quality_gates": "built_scenarios",
     "test_invoice_documents": "built_scenarios",
+    "test_bi": "built_scenarios",
 }
 # Measured on 2026-12-06 (seconds of one worker): incremental staging 299 with its nine
 # killed builds (about 100 locally, where eight of them are opt-in fault injection), the
@@ -145,13 +146,25 @@ def faults_run() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("BILLING_FAULTS") == "1"
 
 
+def bi_run() -> bool:
+    """Whether the Superset test runs: always in CI, locally when asked (BILLING_BI=1).
+    It needs `.venv-bi` (`make bi-setup`) and Debian's Chromium (`make browser`), which
+    `make test` sets up itself with CI=true."""
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("BILLING_BI") == "1"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip fault injection unless asked; put the longest groups first (stable order)."""
+    """Skip fault injection and Superset unless asked; the longest groups first (stable)."""
     if not faults_run():
         skip = pytest.mark.skip(reason="fault injection: CI=true or make test-faults")
         for item in items:
             if item.get_closest_marker("faults"):
                 item.add_marker(skip)
+    if not bi_run():
+        skip_bi = pytest.mark.skip(reason="Superset: CI=true or BILLING_BI=1 (make test-bi)")
+        for item in items:
+            if item.get_closest_marker("bi"):
+                item.add_marker(skip_bi)
 
     def rank(item: pytest.Item) -> int:
         group = worker_group(item)

@@ -85,6 +85,8 @@ def chart_params(chart: dict, money: set[str], money_format: str) -> dict:
             "order_by_cols": [json.dumps(ordering(column)) for column in chart.get("order", [])],
             "include_search": True,
             "server_page_length": 25,
+            # Issue and due dates are days: no midnight after them.
+            "table_timestamp_format": "%Y-%m-%d",
         }
     else:
         params |= {
@@ -156,7 +158,7 @@ def dashboard_position(title: str, rows: list[list[str]], charts: dict) -> dict:
                 "parents": ["ROOT_ID", "GRID_ID", row_id],
                 "meta": {
                     "width": 12 // len(row),
-                    "height": 50,
+                    "height": charts[name].get("height", 50),
                     "uuid": stable_uuid("chart", name),
                     # Any id: the import replaces it with the imported chart's.
                     "chartId": chart_ids[name],
@@ -330,9 +332,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8088)
     args = parser.parse_args()
     home = Path(os.environ["BILLING_BI_HOME"])
-    provision(home, args.marts.resolve())
+    # The pointer itself, never what it points at now: each build publishes a new version
+    # and moves `published`, and Superset opens the file anew for every query.
+    marts = args.marts.absolute()
+    provision(home, marts)
     if args.action == "serve":
         print(f"Superset: http://127.0.0.1:{args.port}/dashboard/finance/  (Ctrl-C stops it)")
+        os.environ.setdefault("BILLING_BI_INVOICES", str(marts.parent / "invoices"))
         os.execv(
             str(Path(sys.executable).with_name("superset")),
             ["superset", "run", "-h", "127.0.0.1", "-p", str(args.port), "--with-threads"],

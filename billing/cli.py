@@ -335,36 +335,31 @@ def command_docs(args: argparse.Namespace) -> None:
 
 
 def command_invoice_pdf(args: argparse.Namespace) -> None:
-    from billing.documents.invoice import (
-        DocumentError,
-        finalized_invoices,
-        load_document,
-        load_seller,
-    )
-    from billing.documents.render import seller_file, write_document
+    from billing.documents.invoice import DocumentError, load_document, load_seller
+    from billing.documents.render import render_finalized, seller_file, write_document
+    from billing.rules.calendar import Window
     from billing.warehouse.dbt import BuildError
     from billing.warehouse.publish import connect_published
 
-    if (args.invoice is None) == (args.period is None):
-        raise UserError("give one INVOICE (an id or a number) or --period YYYY-MM")
+    if sum((args.invoice is not None, args.period is not None, args.all)) != 1:
+        raise UserError("give one INVOICE (an id or a number), --period YYYY-MM or --all")
     settings = load_settings()
     try:
-        seller = load_seller(seller_file())
-        with connect_published(settings) as con:
-            if args.invoice is not None:
-                documents = [load_document(con, args.invoice.strip())]
-            else:
-                numbers = finalized_invoices(con, args.period)
-                if not numbers:
-                    raise UserError(
-                        f"no finalized invoices for {args.period:%Y-%m} in the published "
-                        "marts (a draft is rendered one at a time: billing invoice-pdf ID)"
-                    )
-                documents = [load_document(con, number) for number in numbers]
-        rendered = [
-            write_document(settings.invoice_documents_dir, document, seller)
-            for document in documents
-        ]
+        if args.invoice is not None:
+            with connect_published(settings) as con:
+                document = load_document(con, args.invoice.strip())
+            rendered = [
+                write_document(settings.invoice_documents_dir, document, load_seller(seller_file()))
+            ]
+        else:
+            window = Window.period(args.period) if args.period else None
+            rendered = render_finalized(settings, window)
+            if not rendered:
+                scope = f"for {args.period:%Y-%m} " if args.period else ""
+                raise UserError(
+                    f"no finalized invoices {scope}in the published marts (a draft is "
+                    "rendered one at a time: billing invoice-pdf ID)"
+                )
     except (BuildError, DocumentError) as error:
         raise UserError(str(error)) from error
     for each in rendered:
@@ -562,14 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
         "invoice-pdf",
         help="render invoices as PDF and HTML documents a customer can read",
         description="Render one invoice (an invoice_id or number), or every finalized "
-        "invoice of --period, as HTML and PDF under data/invoices/YYYY-MM/ (drafts under "
-        "data/invoices/drafts/), also reachable as data/published/invoices/. A finalized "
-        "invoice's document is written once and never replaced; a draft's is a preview, "
-        "rewritten each time. The seller block is seller.toml (or BILLING_SELLER_FILE).",
+        "invoice of --period (of every period: --all), as HTML and PDF under "
+        "data/invoices/YYYY-MM/ (drafts under data/invoices/drafts/), also reachable as "
+        "data/published/invoices/. A finalized invoice's document is written once and "
+        "never replaced; a draft's is a preview, rewritten each time. "
+        "The seller block is seller.toml (or BILLING_SELLER_FILE).",
     )
     invoice_pdf.add_argument("invoice", nargs="?", metavar="INVOICE", help="invoice id or number")
     invoice_pdf.add_argument(
         "--period", type=parse_month, help="every finalized invoice of this period, YYYY-MM"
+    )
+    invoice_pdf.add_argument(
+        "--all", action="store_true", help="every finalized invoice of every period"
     )
     invoice_pdf.set_defaults(handler=command_invoice_pdf)
     return parser

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from billing.rules.calendar import Window
 from billing.warehouse.summary import format_amount, format_number
 
 
@@ -299,11 +300,14 @@ def load_document(con: duckdb.DuckDBPyConnection, invoice: str) -> InvoiceDocume
     return document_for(header, lines, credits)
 
 
-def finalized_invoices(con: duckdb.DuckDBPyConnection, period: date) -> list[str]:
-    """The numbers of a period's finalized invoices, in number order."""
+def finalized_invoices(con: duckdb.DuckDBPyConnection, window: Window | None) -> list[str]:
+    """The numbers of the finalized invoices of the window's months (of every month when
+    None), in number order."""
+    start, end = (window.start, window.end) if window else (None, None)
     rows = con.execute(
-        "select invoice_number from fct_invoices "
-        "where status = 'finalized' and billing_period_start = ? order by invoice_number",
-        [period],
+        "select invoice_number from fct_invoices where status = 'finalized' "
+        "and (?::date is null or (billing_period_start >= ?::date "
+        "and billing_period_start < ?::date)) order by invoice_number",
+        [start, start, end],
     ).fetchall()
     return [row[0] for row in rows]

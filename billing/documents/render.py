@@ -18,8 +18,15 @@ from pathlib import Path
 
 import jinja2
 
-from billing.documents.invoice import InvoiceDocument, Seller
-from billing.settings import PROJECT_DIR
+from billing.documents.invoice import (
+    InvoiceDocument,
+    Seller,
+    finalized_invoices,
+    load_document,
+    load_seller,
+)
+from billing.rules.calendar import Window
+from billing.settings import PROJECT_DIR, Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_SELLER_FILE = PROJECT_DIR / "seller.toml"
@@ -133,3 +140,15 @@ def write_document(directory: Path, invoice: InvoiceDocument, seller: Seller) ->
     wrote_html = write_once(html_path, html.encode("utf-8"))
     wrote_pdf = write_once(pdf, content)
     return Rendered(invoice, pdf, html_path, "written" if wrote_pdf or wrote_html else "kept")
+
+
+def render_finalized(settings: Settings, window: Window | None) -> list[Rendered]:
+    """Every finalized invoice of the window's months (of every month when None) in the
+    published marts, rendered once: a document already written is kept. The CLI's
+    `--period` and `--all`, and the monthly job after it publishes, share it."""
+    from billing.warehouse.publish import connect_published
+
+    seller = load_seller(seller_file())
+    with connect_published(settings) as con:
+        documents = [load_document(con, number) for number in finalized_invoices(con, window)]
+    return [write_document(settings.invoice_documents_dir, each, seller) for each in documents]

@@ -15,6 +15,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from billing.alerts import raise_rejected_file_alerts
+from billing.documents.render import render_finalized
 from billing.landing import ingest_files
 from billing.orchestration.partitions import run_as_of, run_context_of, window_of_run
 from billing.orchestration.project import (
@@ -191,3 +192,24 @@ published_invoices = published_asset(
     ledger_finalization.keys,
     "Invoices and the period tie-out published for finance.",
 )
+
+
+@dg.asset(
+    key=["published", "invoice_documents"],
+    deps=published_invoices.keys,
+    partitions_def=MONTHLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="published",
+    description=(
+        "The PDF and HTML document of every invoice the month finalized, rendered from the "
+        "published copy (`billing invoice-pdf --period`), written once and never replaced."
+    ),
+)
+def invoice_documents(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """Finance's documents follow the invoices: after publish, not before, so a document
+    only ever shows an invoice the ledger holds (DECISIONLOG D80)."""
+    window = window_of_run(context.run.tags, "monthly")
+    rendered = render_finalized(load_settings(), window)
+    written = sum(each.outcome == "written" for each in rendered)
+    context.log.info(f"{len(rendered)} invoice document(s), {written} new")
+    return dg.MaterializeResult(metadata={"documents": len(rendered), "written": written})

@@ -28,6 +28,7 @@ from dagster_dbt import DbtCliResource
 from billing.orchestration.assets import (
     daily_staging,
     daily_usage,
+    invoice_documents,
     landed_events,
     ledger_finalization,
     monthly_invoicing,
@@ -63,6 +64,7 @@ defs = dg.Definitions(
         ledger_finalization,
         published_reconciliation,
         published_invoices,
+        invoice_documents,
         *source_specs(),
     ],
     asset_checks=GATES,

@@ -5,6 +5,7 @@ import dagster as dg
 from billing.orchestration.assets import (
     daily_staging,
     daily_usage,
+    invoice_documents,
     landed_events,
     ledger_finalization,
     monthly_invoicing,
@@ -34,7 +35,7 @@ daily_reconciliation_job = billing_job(
 )
 monthly_invoicing_job = billing_job(
     "monthly_invoicing",
-    [monthly_rating, monthly_invoicing, ledger_finalization, published_invoices],
+    [monthly_rating, monthly_invoicing, ledger_finalization, published_invoices, invoice_documents],
     "Rate the month, gate the invoice candidates, finalize those past their grace, "
-    "gate the invoices and publish them.",
+    "gate the invoices, publish them and render their documents.",
 )

@@ -5,8 +5,11 @@ copied here; Superset is provisioned from bi/ into a folder of its own and serve
 loopback port. Every chart's query, asked through Superset's API as a logged-in user,
 returns the rows SQL over the published marts returns (money to the cent); the invoiced
 totals per currency and month also match fct_invoices summed by hand; both dashboards
-render in headless Chromium. Runs with CI=true or
-BILLING_BI=1 (`make test-bi`): it needs `.venv-bi` and Debian's Chromium.
+render in headless Chromium; finance's walk (find a customer's invoice, see its lines,
+download its PDF) is clicked through in Chromium, a screenshot per step; a build made
+while Superset runs shows at the next query. Runs with CI=true or BILLING_BI=1
+(`make test-bi`): it needs `.venv-bi` and Debian's Chromium. BILLING_BI_SCREENSHOTS=docs
+refreshes the README's pictures from the run.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ import os
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
+import pypdfium2
 import pytest
 import yaml
 from conftest import copy_scenario, free_port, query
 from test_quality_gates import AS_OF, OPTIONS
 
+from billing.cli import main
 from billing.settings import PROJECT_DIR
+from billing.warehouse.build import build
 
 pytestmark = pytest.mark.bi
 
@@ -79,10 +86,13 @@ def superset(workspace, built_scenarios, tmp_path_factory):
     assert BI_PYTHON.exists(), "no .venv-bi: run `make bi-setup` (make test does with CI=true)"
     origin, _ = built_scenarios(OPTIONS, AS_OF)
     copy_scenario(origin, workspace)
+    # September's and October's documents, with the project's seller.toml.
+    assert main(["invoice-pdf", "--all"]) == 0
     home = tmp_path_factory.mktemp("bi")
     env = {
         **os.environ,
         "BILLING_BI_HOME": str(home),
+        "BILLING_BI_INVOICES": str(workspace.published_dir / "invoices"),
         "SUPERSET_CONFIG_PATH": str(PROJECT_DIR / "bi" / "superset_config.py"),
         "BILLING_BI_PASSWORD": "a-test-password",
     }
@@ -214,7 +224,16 @@ def test_each_dashboard_renders_in_headless_chromium(superset, tmp_path, slug, s
     out = tmp_path / f"{slug}.png"
     env = {**superset["env"], "BILLING_BI_PASSWORD": "a-test-password"}
     result = subprocess.run(
-        [BI_PYTHON, "bi/screenshot.py", superset["api"].url, slug, str(out), "--wait-for", shows],
+        [
+            BI_PYTHON,
+            "bi/screenshot.py",
+            "dashboard",
+            superset["api"].url,
+            slug,
+            str(out),
+            "--wait-for",
+            shows,
+        ],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -222,8 +241,119 @@ def test_each_dashboard_renders_in_headless_chromium(superset, tmp_path, slug, s
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 50_000
-    # BILLING_BI_SCREENSHOTS=docs refreshes the README's pictures from this run.
+    assert is_png(out) and out.stat().st_size > 50_000
+    keep_for_the_readme(out, f"bi-{slug}.png")
+
+
+def keep_for_the_readme(picture: Path, name: str) -> None:
+    """BILLING_BI_SCREENSHOTS=docs refreshes the README's pictures from this run."""
     if os.environ.get("BILLING_BI_SCREENSHOTS"):
-        target = PROJECT_DIR / os.environ["BILLING_BI_SCREENSHOTS"] / f"bi-{slug}.png"
-        target.write_bytes(out.read_bytes())
+        target = PROJECT_DIR / os.environ["BILLING_BI_SCREENSHOTS"] / name
+        target.write_bytes(picture.read_bytes())
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def invoice_to_find(settings) -> tuple[str, str, int]:
+    """The finalized September invoice with the most lines (ties: the lowest number): its
+    customer, number and line count."""
+    [row] = query(
+        settings.published_warehouse,
+        "select invoices.customer_name, invoices.invoice_number, count(*) as lines "
+        "from fct_invoices as invoices inner join fct_invoice_line_items using (invoice_id) "
+        "where invoices.status = 'finalized' and invoices.billing_period_start = '2026-09-01' "
+        "group by all order by lines desc, invoice_number limit 1",
+    )
+    return row
+
+
+def test_finance_finds_an_invoice_sees_its_lines_and_downloads_its_pdf(superset, tmp_path):
+    settings = superset["settings"]
+    customer, number, line_count = invoice_to_find(settings)
+    out = tmp_path / "walkthrough"
+    result = subprocess.run(
+        [
+            BI_PYTHON,
+            "bi/screenshot.py",
+            "walkthrough",
+            superset["api"].url,
+            str(out),
+            "--customer",
+            customer,
+            "--invoice",
+            number,
+        ],
+        cwd=PROJECT_DIR,
+        env=superset["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The PDF the link downloads is the document rendered from the ledger, byte for byte.
+    downloaded = out / f"{number}.pdf"
+    issued = settings.invoice_documents_dir / "2026-09" / f"{number}.pdf"
+    assert downloaded.read_bytes() == issued.read_bytes()
+    assert line_count >= 5  # a tiered invoice: the lines picture shows several
+    page = pypdfium2.PdfDocument(downloaded)[0].render(scale=1.5).to_pil()
+    page.save(out / "invoice-pdf.png")
+    for step in ("find-invoice", "invoice-lines", "download-pdf", "invoice-pdf"):
+        picture = out / f"{step}.png"
+        assert is_png(picture) and picture.stat().st_size > 10_000, step
+        keep_for_the_readme(picture, f"bi-{step}.png")
+
+
+def browser_session(api: Superset) -> urllib.request.OpenerDirector:
+    """A cookie session logged in through the login form, as the browser's is (the
+    documents are pages of the app, not of its token API)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    request = urllib.request.Request(api.url + "/api/v1/security/csrf_token/")
+    request.add_header("Authorization", f"Bearer {api.token}")
+    with opener.open(request, timeout=60) as response:
+        csrf = json.loads(response.read())["result"]
+    form = {"csrf_token": csrf, "username": "admin", "password": "a-test-password"}
+    with opener.open(api.url + "/login/", urllib.parse.urlencode(form).encode(), 60) as answer:
+        assert "/login/" not in answer.url
+    return opener
+
+
+def test_a_document_is_served_to_logged_in_users_only(superset):
+    api, settings = superset["api"], superset["settings"]
+    path = "/billing/invoices/2026-09/INV-2026-09-000001.pdf"
+    issued = (settings.invoice_documents_dir / "2026-09" / "INV-2026-09-000001.pdf").read_bytes()
+    with urllib.request.urlopen(api.url + path, timeout=60) as response:
+        # Without a session: the login page, never the document.
+        assert "/login/" in response.url and not response.read().startswith(b"%PDF")
+    session = browser_session(api)
+    with session.open(api.url + path, timeout=60) as response:
+        assert response.headers["Content-Disposition"] == (
+            "attachment; filename=INV-2026-09-000001.pdf"
+        )
+        assert response.read() == issued
+    # Nothing outside the documents folder, and nothing but a PDF or an HTML page.
+    for name in ("../../bi/superset.db", "..%2f..%2fwarehouse.duckdb.html", "2026-09/x.pdf"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            session.open(f"{api.url}/billing/invoices/{name}", timeout=60)
+        assert refused.value.code == 404, name
+    # A finalized invoice whose document was not rendered yet says how to render it.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        session.open(f"{api.url}/billing/invoices/2026-11/INV-2026-11-000001.pdf", timeout=60)
+    assert missing.value.read() == b"not rendered yet: run `billing invoice-pdf --period 2026-11`\n"
+
+
+def test_a_build_while_superset_runs_shows_at_the_next_query(superset):
+    # Runs last: it moves the shared workspace on a month. November (a draft at AS_OF) is
+    # finalized by a build a month later; nothing is provisioned again.
+    settings, api = superset["settings"], superset["api"]
+    chart = SPEC["charts"]["draft_vs_finalized"]
+    before = superset_rows(api, chart)
+    assert ("2026-11", "draft") in {row[:2] for row in before}
+    build(settings, "2026-12-05T00:00:00Z")
+    after = superset_rows(api, chart)
+    assert after == expected_rows(settings, chart) != before
+    statuses = {row[:2] for row in after}
+    assert ("2026-11", "finalized") in statuses and ("2026-11", "draft") not in statuses
+    assert ("2026-12", "draft") in statuses
+    assert invoiced_in_superset(api) == invoiced_by_hand(settings)

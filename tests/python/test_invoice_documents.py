@@ -184,10 +184,14 @@ def test_a_finalized_document_is_never_rewritten_and_a_draft_is(demo, monkeypatc
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["invoice-pdf"], "give one INVOICE (an id or a number) or --period YYYY-MM"),
+        (["invoice-pdf"], "give one INVOICE (an id or a number), --period YYYY-MM or --all"),
         (
             ["invoice-pdf", "INV-2026-09-000001", "--period", "2026-09"],
-            "give one INVOICE (an id or a number) or --period YYYY-MM",
+            "give one INVOICE (an id or a number), --period YYYY-MM or --all",
+        ),
+        (
+            ["invoice-pdf", "--period", "2026-09", "--all"],
+            "give one INVOICE (an id or a number), --period YYYY-MM or --all",
         ),
         (
             ["invoice-pdf", "INV-2031-01-000001"],
@@ -211,6 +215,28 @@ def test_a_seller_file_without_a_name_is_refused(demo, tmp_path, monkeypatch, ca
     monkeypatch.setenv("BILLING_SELLER_FILE", str(broken))
     assert main(["invoice-pdf", "--period", "2026-09"]) == 2
     assert capsys.readouterr().err == f"billing invoice-pdf: error: {broken} lacks name\n"
+
+
+def test_all_renders_every_finalized_period_and_keeps_what_was_issued(demo, capsys):
+    # Runs after the tests above (it adds October's documents to the shared folder).
+    settings = demo["settings"]
+    before = {
+        path.name: digest(path) for path in (settings.invoice_documents_dir / "2026-09").iterdir()
+    }
+    assert main(["invoice-pdf", "--all"]) == 0
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith("20 document(s): 10 written, 10 kept as issued")
+    )
+    october = sorted(path.name for path in (settings.invoice_documents_dir / "2026-10").iterdir())
+    assert october == sorted(
+        f"INV-2026-10-{n:06d}{suffix}" for n in range(1, 11) for suffix in (".html", ".pdf")
+    )
+    after = {
+        path.name: digest(path) for path in (settings.invoice_documents_dir / "2026-09").iterdir()
+    }
+    assert after == before
 
 
 def test_long_dates_read_the_same_in_every_locale():

@@ -117,6 +117,7 @@ EXPECTED_ASSETS = {
         "marts/fct_threshold_crossings",
         "marts/fct_voided_invoice_line_items",
         "marts/fct_voided_invoices",
+        "published/invoice_documents",
         "published/invoices",
     ],
     # The ledger as the previous build left it: read by dbt as a source, written only by
@@ -301,6 +302,19 @@ def check_results(result) -> dict[str, bool]:
     }
 
 
+def materializations(result, key: str) -> list[dict]:
+    """The metadata of each materialization of `key` in a run, as plain values."""
+    return [
+        {
+            name: value.value
+            for name, value in event.event_specific_data.materialization.metadata.items()
+        }
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+        and event.asset_key.to_user_string() == key
+    ]
+
+
 def invoices_of(warehouse) -> list[tuple]:
     return query(
         warehouse,
@@ -335,14 +349,34 @@ def orchestrated(definitions, workspace, tmp_path_factory):
     )
     september = run_job(definitions, "monthly_invoicing", instance, partition="2026-09-01")
     after_september = invoices_of(workspace.warehouse)
+    documents_after_september = documents_of(workspace)
     october = run_job(definitions, "monthly_invoicing", instance, partition="2026-10-01")
     return {
         "instance": instance,
         "daily": daily,
         "september": september,
         "after_september": after_september,
+        "documents_after_september": documents_after_september,
         "october": october,
     }
+
+
+def documents_of(settings) -> list[str]:
+    """The invoice documents on disk, as `YYYY-MM/INV-….pdf|html` (drafts included)."""
+    folder = settings.invoice_documents_dir
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*.*"))
+
+
+def test_each_month_run_renders_the_documents_of_the_invoices_it_finalized(orchestrated):
+    # Ten customers: September's run renders September's ten invoices, PDF and HTML, and
+    # no draft; October's adds October's and keeps September's as they were.
+    pdfs = [name for name in orchestrated["documents_after_september"] if name.endswith(".pdf")]
+    assert pdfs == [f"2026-09/INV-2026-09-{n:06d}.pdf" for n in range(1, 11)]
+    assert len(orchestrated["documents_after_september"]) == 20
+    [september] = materializations(orchestrated["september"], "published/invoice_documents")
+    [october] = materializations(orchestrated["october"], "published/invoice_documents")
+    assert (september["documents"], september["written"]) == (10, 10)
+    assert (october["documents"], october["written"]) == (10, 10)
 
 
 def test_the_daily_and_monthly_jobs_pass_every_gate(orchestrated):
@@ -397,6 +431,9 @@ def test_repeating_a_month_bills_nothing_twice(definitions, orchestrated, worksp
     )
     assert again.success
     assert (query(workspace.warehouse, ledger), invoices_of(workspace.warehouse)) == before
+    # October's documents were rendered by its first run and are kept, not rewritten.
+    [documents] = materializations(again, "published/invoice_documents")
+    assert (documents["documents"], documents["written"]) == (10, 0)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 from conftest import FAULT_CLASSES, faults_run, worker_group
 from test_incremental_staging import FAULT_VICTIMS
 
@@ -186,6 +187,20 @@ def reasons_emitted(model: str) -> list[str]:
         for block, _ in REASON_CASES.findall(sql)
         for reason in re.findall(r"then '([a-z_]+)'", block)
     ]
+
+
+def test_each_dashboard_exposure_names_the_marts_its_charts_read(manifest):
+    # bi/dashboards.yml is the dashboards; the exposures are what dbt docs and lineage
+    # show of them. They must agree, or a mart's lineage hides a dashboard that reads it.
+    spec = yaml.safe_load((PROJECT_DIR / "bi" / "dashboards.yml").read_text())
+    for slug, dashboard in spec["dashboards"].items():
+        charts = {name for row in dashboard["rows"] for name in row}
+        sql = " ".join(spec["datasets"][spec["charts"][name]["dataset"]]["sql"] for name in charts)
+        read = set(re.findall(r"\b(?:from|join)\s+(fct_\w+)", sql))
+        exposure = manifest["exposures"][f"exposure.billing.{slug}_dashboard"]
+        named = {node.split(".")[-1] for node in exposure["depends_on"]["nodes"]}
+        assert named == read, slug
+        assert exposure["url"].endswith(f"/superset/dashboard/{slug}/")
 
 
 def test_the_quarantine_reasons_are_one_list():

@@ -112,6 +112,7 @@ class InvoiceDocument:
 
 # The lines table's sections, in line order (fct_invoice_line_items.line_type).
 SECTION_TITLES = {
+    "trial": "Subscription",
     "base_fee": "Subscription",
     "usage": "Usage",
     "charge_maximum": "Charge limits",

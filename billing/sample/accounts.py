@@ -125,6 +125,7 @@ def account_rows(customers: list[Customer], first_month: date) -> dict[str, list
                 customer.plan_id,
                 starts_on.isoformat(),
                 "" if ends_on == date.max else ends_on.isoformat(),
+                "",  # trial_days: the demo's subscriptions have none
             ]
         )
     return {

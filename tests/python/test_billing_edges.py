@@ -66,7 +66,7 @@ def seeds(**changes) -> dict:
         "subscriptions": [
             ["s_seat", "e_seat", "p_seat", "2026-09-01", ""],
             ["s_ref", "e_refund", "p_api", "2026-09-01", ""],
-            ["s_huge", "e_huge", "p_tok", "2026-09-01", ""],
+            ["s_huge", "e_huge", "p_tok", "2026-09-01", "", changes.get("huge_trial", "")],
             *changes.get("extra_subscriptions", []),
         ],
         "subscription_overrides": [["s_seat", "", "0.8"], *changes.get("extra_overrides", [])],
@@ -237,6 +237,7 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["th_zero", "e_seat", "", "0"],
             ],
             huge_terms="400",
+            huge_trial="-3",
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -451,6 +452,7 @@ def test_a_bad_seed_is_refused_before_finalization(history):
             "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "
             "minor units (2), with a priority above -10^9",
         ),
+        ("s_huge", "trial_days -3 is outside 0 to 365"),
         ("s_huge:*", "starts_on and ends_on must be the first day of a billing period"),
         ("s_huge:c_tok", "the override changes nothing"),
         (

@@ -93,9 +93,11 @@ def test_the_docs_page_has_the_overview_and_exposures_and_is_served_locally(empt
     )
     assert sorted(e["name"] for e in manifest["exposures"].values()) == [
         "billing_invoices_command",
+        "finance_dashboard",
         "finance_published_marts",
         "invoice_documents",
         "on_call_alerts",
+        "operations_dashboard",
     ]
     catalog = json.loads((dbt_target_dir() / "catalog.json").read_text())
     invoices = catalog["nodes"]["model.billing.fct_invoices"]["columns"]

@@ -58,6 +58,8 @@ SEEDS = {
         ["g_chg", "Upgrader Inc", "USD", "0", "", "UTC"],
         ["g_pay", "Marketplace Co", "USD", "0", "", "UTC"],
         ["g_ovr", "Contract Co", "USD", "0", "", "UTC"],
+        ["g_trial", "Trial Co", "USD", "0", "", "UTC"],
+        ["g_trial2", "Long Trial Co", "USD", "0", "", "UTC"],
     ],
     "meters": [
         ["api_calls", "api_call", "count", "", "", "call", "API calls"],
@@ -109,6 +111,10 @@ SEEDS = {
         ["s_chg2", "g_chg", "p_api", "2026-09-16", ""],
         ["s_pay", "g_pay", "p_pay", "2026-01-01", ""],
         ["s_ovr", "g_ovr", "p_api", "2026-01-01", ""],
+        # Trials (D82): 14 days from Sep 10 (through Sep 23); 30 days from Sep 20 (through
+        # Oct 19), across the month end.
+        ["s_trial", "g_trial", "p_mid", "2026-09-10", "", "14"],
+        ["s_trial2", "g_trial2", "p_mid", "2026-09-20", "", "30"],
     ],
     # subscription_id,charge_id,price_multiplier,override_id,unit_price,base_fee,
     # minimum_commitment,starts_on,ends_on
@@ -242,6 +248,17 @@ def september_events() -> list[str]:
         lines += [
             event(f"ovr-img-{month}-{n}", "g_ovr", "image_generation", stamp) for n in range(images)
         ]
+    # g_trial: 300 calls inside its trial (Sep 12), 200 after it (Sep 25); g_trial2: 100
+    # calls inside its trial (Sep 25). Usage in a trial is billed as usual (D82).
+    lines += [
+        event(f"trial-a-{n}", "g_trial", "api_call", "2026-09-12T00:00:00Z") for n in range(300)
+    ]
+    lines += [
+        event(f"trial-b-{n}", "g_trial", "api_call", "2026-09-25T00:00:00Z") for n in range(200)
+    ]
+    lines += [
+        event(f"trial2-{n}", "g_trial2", "api_call", "2026-09-25T00:00:00Z") for n in range(100)
+    ]
     return lines
 
 
@@ -361,6 +378,51 @@ def test_mid_month_start_prorates_base_fee_and_commitment(golden):
         "finalized",
         3,
     )
+
+
+def test_a_trial_waives_the_fees_of_its_days_and_shows_as_a_zero_line(golden):
+    # g_trial, Mid from Sep 10 with 14 trial days: active 21 of 30 days, 14 in the trial
+    # (Sep 10-23), 7 paid. Base 49.99 x 7/30 = 11.6643 -> 11.66; 500 calls x 0.1 = 50.00
+    # (the 300 inside the trial too); commitment 300 x 7/30 = 70.00 -> true-up 20.00.
+    assert lines(golden, "g_trial", "2026-09-01") == [
+        ("trial", None, None, D("14"), D("0.00")),
+        ("base_fee", None, None, D("0.233333333"), D("11.66")),
+        ("usage", "c_mid_api", None, D("500"), D("50.00")),
+        ("minimum_commitment", None, None, D("0.233333333"), D("20.00")),
+    ]
+    assert invoices(golden, "2026-09-01")["g_trial"] == (
+        D("81.66"),
+        D("0.00"),
+        D("81.66"),
+        "USD",
+        "finalized",
+        4,
+    )
+    # g_trial2, from Sep 20 with 30 trial days (through Oct 19): September is all trial,
+    # so no base fee and a commitment of 0.00 (no true-up line); the 100 calls = 10.00.
+    assert lines(golden, "g_trial2", "2026-09-01") == [
+        ("trial", None, None, D("11"), D("0.00")),
+        ("usage", "c_mid_api", None, D("100"), D("10.00")),
+    ]
+    assert invoices(golden, "2026-09-01")["g_trial2"][:3] == (D("10.00"), D("0.00"), D("10.00"))
+    # October (the draft): 19 trial days, 12 paid of 31. Base 49.99 x 12/31 = 19.3510 ->
+    # 19.35; commitment 300 x 12/31 = 116.1290 -> 116.13, all of it a true-up.
+    assert lines(golden, "g_trial2", "2026-10-01") == [
+        ("trial", None, None, D("19"), D("0.00")),
+        ("base_fee", None, None, D("0.387096774"), D("19.35")),
+        ("usage", "c_mid_api", None, D("0"), D("0.00")),
+        ("minimum_commitment", None, None, D("0.387096774"), D("116.13")),
+    ]
+    descriptions = query(
+        golden.published_warehouse,
+        "select description from fct_invoice_line_items where customer_id = 'g_trial2' "
+        "and line_type in ('trial', 'base_fee') order by billing_period_start, line_order",
+    )
+    assert descriptions == [
+        ("Mid free trial (11 of 30 days, through 2026-09-30)",),
+        ("Mid free trial (19 of 31 days, through 2026-10-19)",),
+        ("Mid base fee (12 of 31 days)",),
+    ]
 
 
 def test_a_meter_and_plan_added_with_seeds_alone(golden):
@@ -701,6 +763,10 @@ def test_open_period_is_a_draft_with_zero_usage_lines(golden):
         "g_pay": (D("10.00"), D("0.00"), D("10.00"), "USD", "draft", 3),
         # g_ovr has October usage: test_a_subscription_contract_overrides_prices_for_its_periods
         "g_ovr": (D("19.00"), D("0.00"), D("19.00"), "USD", "draft", 5),
+        # g_trial, past its trial: as g_mid without tax. g_trial2: 19 trial days, then
+        # 19.35 + 0 + true-up 116.13 (test_a_trial_waives_the_fees_of_its_days_...).
+        "g_trial": (D("349.99"), D("0.00"), D("349.99"), "USD", "draft", 3),
+        "g_trial2": (D("135.48"), D("0.00"), D("135.48"), "USD", "draft", 4),
     }
 
 
@@ -713,7 +779,8 @@ def test_ids_are_deterministic_across_rebuilds(golden):
         golden.warehouse, "select invoice_line_item_id from marts.fct_invoice_line_items order by 1"
     )
     assert before == after
-    assert len(before) == 46 + 35  # September lines + October lines
+    # September lines (46, and the trials' 4 + 2) + October lines (35, and 3 + 4)
+    assert len(before) == 52 + 42
 
 
 def test_the_invoices_command_prints_every_period(golden):

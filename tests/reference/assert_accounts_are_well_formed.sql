@@ -1,7 +1,7 @@
 {#
     Accounts that cannot be billed unambiguously fail the build before any invoice is made:
     subscriptions, their contract prices (D77), credit grants, usage thresholds (D78) and
-    payment terms (D79).
+    payment terms (D79) and trials (D82).
     One row per problem, with the subscription, grant or threshold and what is wrong.
 #}
 {# Orchestration shows this test as a check on the model it is about. #}
@@ -292,8 +292,21 @@ terms_problems as (
 
 ),
 
+{# A trial is at most a year; a negative one is a typo (D82). #}
+trial_problems as (
+
+    select
+        subscription_id as charge_id,
+        'trial_days ' || trial_days || ' is outside 0 to 365' as problem
+    from subscriptions
+    where trial_days not between 0 and 365
+
+),
+
 all_problems as (
 
+    select * from trial_problems
+    union all
     select * from override_problems
     where problem is not null
     union all

@@ -92,10 +92,11 @@ charges_per_period as (
         coalesce(usage_per_charge.is_fee_out_of_range, false) as is_fee_out_of_range,
         {{ round_money('plan_charges.max_amount', 'subscription_periods.minor_units') }}
             as max_amount_rounded,
-        {# The per-charge minimum is prorated like the base fee (architecture §6.4 step 3). #}
+        {# The per-charge minimum is prorated like the base fee, over the paid days
+           (architecture §6.4 step 3, D82). #}
         {{ round_money(
             divide_and_round(
-                'plan_charges.min_amount * subscription_periods.active_days',
+                'plan_charges.min_amount * subscription_periods.paid_days',
                 'subscription_periods.days_in_period', '9', "'half_up'"
             ),
             'subscription_periods.minor_units'

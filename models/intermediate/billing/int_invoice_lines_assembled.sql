@@ -1,6 +1,6 @@
 {#
     Every line of every open invoice, in the order of architecture §6.4: base fees prorated by
-    active days, usage lines (one per tier of a graduated charge), charge maximum/minimum
+    paid days (a trial's days are a zero line, D82), usage lines (one per tier of a graduated charge), charge maximum/minimum
     lines, the minimum-commitment true-up, and adjustments for periods already billed on a
     finalized invoice, placed on the customer's next open invoice; then a credit note when
     corrections exceed what is due. Each rule lives in its own model (rounding:
@@ -88,18 +88,45 @@ base_fee_lines as (
         cast(null as varchar) as dimension_value,
         cast(null as integer) as tier,
         cast(null as varchar) as charge_model,
-        active_fraction as quantity,
+        paid_fraction as quantity,
         base_fee as unit_price,
         base_fee_amount as amount,
         cast(null as bigint) as event_count,
         plan_name || ' base fee'
         || case
-            when active_days < days_in_period
-                then ' (' || active_days || ' of ' || days_in_period || ' days)'
+            when paid_days < days_in_period
+                then ' (' || paid_days || ' of ' || days_in_period || ' days)'
             else ''
         end as description
     from subscription_periods_billed
-    where base_fee is not null and not is_billed
+    {#- A period spent wholly in the trial has its trial line and no base fee (D82). #}
+    where base_fee is not null and paid_days > 0 and not is_billed
+
+),
+
+trial_lines as (
+
+    {# The trial's days in the period, shown at zero (D82). #}
+    select
+        subscription_period_id,
+        cast(null as date) as source_period_start,
+        'trial' as line_type,
+        0 as line_order,
+        cast(null as varchar) as charge_id,
+        cast(null as varchar) as meter_id,
+        cast(null as varchar) as dimension_value,
+        cast(null as integer) as tier,
+        cast(null as varchar) as charge_model,
+        cast(trial_days_in_period as decimal(38, 9)) as quantity,
+        cast(0 as decimal(38, 9)) as unit_price,
+        cast(0 as decimal(38, 9)) as amount,
+        cast(null as bigint) as event_count,
+        plan_name || ' free trial (' || trial_days_in_period || ' of ' || days_in_period
+        || ' days, through ' || strftime(
+            {{ add_days('least(trial_until, active_until)', '-1') }}, '%Y-%m-%d'
+        ) || ')' as description
+    from subscription_periods_billed
+    where trial_days_in_period > 0 and not is_billed
 
 ),
 
@@ -193,7 +220,7 @@ commitment_lines as (
         cast(null as varchar) as dimension_value,
         cast(null as integer) as tier,
         cast(null as varchar) as charge_model,
-        subscription_periods_billed.active_fraction as quantity,
+        subscription_periods_billed.paid_fraction as quantity,
         subscription_periods_billed.minimum_commitment as unit_price,
         commitment_true_ups.true_up_amount as amount,
         cast(null as bigint) as event_count,
@@ -242,6 +269,8 @@ adjustment_lines as (
 all_lines as (
 
     select * from base_fee_lines
+    union all
+    select * from trial_lines
     union all
     select * from usage_lines
     union all

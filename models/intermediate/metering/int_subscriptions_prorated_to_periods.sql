@@ -2,7 +2,9 @@
     Each subscription in each billing period it is active in, with its active days: the
     basis of base-fee and commitment proration (architecture §6.4). A subscription's
     override row without a charge (subscription_overrides.csv), in force for the period,
-    replaces the plan's base fee or minimum commitment (D77).
+    replaces the plan's base fee or minimum commitment (D77). A trial (`trial_days` from
+    `starts_on`, D82) is free of time-based fees: the base fee, the commitment and the
+    charge minimums are prorated over the paid days, the active days outside the trial.
 #}
 with
 
@@ -76,7 +78,15 @@ subscription_periods as (
         least(
             coalesce(subscriptions.ends_on, billing_periods.billing_period_end),
             billing_periods.billing_period_end
-        ) as active_until
+        ) as active_until,
+        {# The trial's first paid day (exclusive end), never after the subscription's end. #}
+        case
+            when subscriptions.trial_days > 0
+                then least(
+                    {{ add_days('subscriptions.starts_on', 'subscriptions.trial_days') }},
+                    coalesce(subscriptions.ends_on, date '9999-12-31')
+                )
+        end as trial_until
     from subscriptions
     inner join billing_periods
         on
@@ -104,24 +114,48 @@ subscription_periods as (
 
 ),
 
+trial_days_counted as (
+
+    {#- least() skips nulls in DuckDB, so a subscription without a trial is said so first. #}
+    select
+        *,
+        case
+            when trial_until is null then 0
+            else greatest(datediff('day', active_from, least(trial_until, active_until)), 0)
+        end as trial_days_in_period
+    from subscription_periods
+
+),
+
+paid_days_counted as (
+
+    select
+        *,
+        active_days - trial_days_in_period as paid_days
+    from trial_days_counted
+
+),
+
 prorated as (
 
-    {# Base fee and commitment are prorated by active days / days in the month (D16). #}
+    {# Base fee and commitment are prorated by paid days / days in the month (D16, D82). #}
     select
         *,
         {{ divide_and_round('active_days', 'days_in_period', '9', "'half_up'") }}
             as active_fraction,
+        {{ divide_and_round('paid_days', 'days_in_period', '9', "'half_up'") }}
+            as paid_fraction,
         {{ round_money(
-            divide_and_round('base_fee * active_days', 'days_in_period', '9', "'half_up'"),
+            divide_and_round('base_fee * paid_days', 'days_in_period', '9', "'half_up'"),
             'minor_units'
         ) }} as base_fee_amount,
         {{ round_money(
             divide_and_round(
-                'minimum_commitment * active_days', 'days_in_period', '9', "'half_up'"
+                'minimum_commitment * paid_days', 'days_in_period', '9', "'half_up'"
             ),
             'minor_units'
         ) }} as commitment_amount
-    from subscription_periods
+    from paid_days_counted
 
 )
 

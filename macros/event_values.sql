@@ -149,7 +149,10 @@
     select md5(
         coalesce((
             select {{ rows_fingerprint(
-                ['subscription_id', 'customer_id', 'plan_id', 'starts_on', 'ends_on'],
+                [
+                    'subscription_id', 'customer_id', 'plan_id', 'starts_on', 'ends_on',
+                    'trial_days', 'trial_usage'
+                ],
                 'subscription_id'
             ) }}
             from {{ ref('subscriptions') }}

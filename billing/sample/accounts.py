@@ -126,6 +126,7 @@ def account_rows(customers: list[Customer], first_month: date) -> dict[str, list
                 starts_on.isoformat(),
                 "" if ends_on == date.max else ends_on.isoformat(),
                 "",  # trial_days: the demo's subscriptions have none
+                "",  # trial_usage
             ]
         )
     return {

@@ -66,7 +66,7 @@ def seeds(**changes) -> dict:
         "subscriptions": [
             ["s_seat", "e_seat", "p_seat", "2026-09-01", ""],
             ["s_ref", "e_refund", "p_api", "2026-09-01", ""],
-            ["s_huge", "e_huge", "p_tok", "2026-09-01", "", changes.get("huge_trial", "")],
+            ["s_huge", "e_huge", "p_tok", "2026-09-01", "", *changes.get("huge_trial", [])],
             *changes.get("extra_subscriptions", []),
         ],
         "subscription_overrides": [["s_seat", "", "0.8"], *changes.get("extra_overrides", [])],
@@ -193,12 +193,17 @@ def history(tmp_path_factory, monkeypatch_module):
     # 3. A grant not in whole cents, an overlapping subscription, percentage charges that
     #    cannot be priced (D76), tiers on a standard charge, subscription overrides that
     #    cannot apply (D77), thresholds that cannot be reached (D78) and payment terms of
-    #    more than a year (D79): refused before any finalization, so fixing the seed is enough.
+    #    more than a year (D79), trials out of range or free without days (D82): refused
+    #    before any finalization, so fixing the seed is enough.
     write_seeds(
         settings.seeds_dir,
         seeds(
             credit_grants=[["g_bad", "e_seat", "10.005", "USD", "2026-09-01", "", "1"]],
-            extra_subscriptions=[["s_seat_2", "e_seat", "p_seat", "2026-10-15", ""]],
+            extra_subscriptions=[
+                ["s_seat_2", "e_seat", "p_seat", "2026-10-15", ""],
+                # A free-usage trial without trial days (D82).
+                ["s_free", "e_refund", "p_tok", "2026-12-01", "", "", "free"],
+            ],
             extra_charges=[
                 [*percentage("x_high", "tokens"), "150", "", "", "", "", ""],
                 [*percentage("x_count", "calls"), "1", "", "", "", "", ""],
@@ -237,7 +242,7 @@ def history(tmp_path_factory, monkeypatch_module):
                 ["th_zero", "e_seat", "", "0"],
             ],
             huge_terms="400",
-            huge_trial="-3",
+            huge_trial=["-3", "gratis"],
         ),
     )
     with pytest.raises(BuildError) as refused:
@@ -452,7 +457,9 @@ def test_a_bad_seed_is_refused_before_finalization(history):
             "credit grant amount 10.005000000 USD must be above 0, below 10^15 and in whole "
             "minor units (2), with a priority above -10^9",
         ),
+        ("s_free", "trial_usage free needs trial_days"),
         ("s_huge", "trial_days -3 is outside 0 to 365"),
+        ("s_huge", "trial_usage gratis is neither billed nor free"),
         ("s_huge:*", "starts_on and ends_on must be the first day of a billing period"),
         ("s_huge:c_tok", "the override changes nothing"),
         (

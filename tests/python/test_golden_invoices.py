@@ -114,7 +114,7 @@ SEEDS = {
         # Trials (D82): 14 days from Sep 10 (through Sep 23); 30 days from Sep 20 (through
         # Oct 19), across the month end.
         ["s_trial", "g_trial", "p_mid", "2026-09-10", "", "14"],
-        ["s_trial2", "g_trial2", "p_mid", "2026-09-20", "", "30"],
+        ["s_trial2", "g_trial2", "p_mid", "2026-09-20", "", "30", "free"],
     ],
     # subscription_id,charge_id,price_multiplier,override_id,unit_price,base_fee,
     # minimum_commitment,starts_on,ends_on
@@ -248,8 +248,8 @@ def september_events() -> list[str]:
         lines += [
             event(f"ovr-img-{month}-{n}", "g_ovr", "image_generation", stamp) for n in range(images)
         ]
-    # g_trial: 300 calls inside its trial (Sep 12), 200 after it (Sep 25); g_trial2: 100
-    # calls inside its trial (Sep 25). Usage in a trial is billed as usual (D82).
+    # g_trial: 300 calls inside its trial (Sep 12), 200 after it (Sep 25), all billed;
+    # g_trial2: 100 calls inside its free-usage trial (Sep 25), and 40 more (Oct 5).
     lines += [
         event(f"trial-a-{n}", "g_trial", "api_call", "2026-09-12T00:00:00Z") for n in range(300)
     ]
@@ -258,6 +258,9 @@ def september_events() -> list[str]:
     ]
     lines += [
         event(f"trial2-{n}", "g_trial2", "api_call", "2026-09-25T00:00:00Z") for n in range(100)
+    ]
+    lines += [
+        event(f"trial2-oct-{n}", "g_trial2", "api_call", "2026-10-05T00:00:00Z") for n in range(40)
     ]
     return lines
 
@@ -398,15 +401,17 @@ def test_a_trial_waives_the_fees_of_its_days_and_shows_as_a_zero_line(golden):
         "finalized",
         4,
     )
-    # g_trial2, from Sep 20 with 30 trial days (through Oct 19): September is all trial,
-    # so no base fee and a commitment of 0.00 (no true-up line); the 100 calls = 10.00.
+    # g_trial2, from Sep 20 with 30 trial days (through Oct 19), usage free: September is
+    # all trial, so no base fee, a commitment of 0.00 (no true-up line), and its 100 calls
+    # are metered but not priced: 0.00.
     assert lines(golden, "g_trial2", "2026-09-01") == [
         ("trial", None, None, D("11"), D("0.00")),
-        ("usage", "c_mid_api", None, D("100"), D("10.00")),
+        ("usage", "c_mid_api", None, D("0"), D("0.00")),
     ]
-    assert invoices(golden, "2026-09-01")["g_trial2"][:3] == (D("10.00"), D("0.00"), D("10.00"))
-    # October (the draft): 19 trial days, 12 paid of 31. Base 49.99 x 12/31 = 19.3510 ->
-    # 19.35; commitment 300 x 12/31 = 116.1290 -> 116.13, all of it a true-up.
+    assert invoices(golden, "2026-09-01")["g_trial2"][:3] == (D("0.00"), D("0.00"), D("0.00"))
+    # October (the draft): 19 trial days (the 40 calls of Oct 5 in them, free), 12 paid of
+    # 31. Base 49.99 x 12/31 = 19.3510 -> 19.35; commitment 300 x 12/31 = 116.1290 ->
+    # 116.13, all of it a true-up.
     assert lines(golden, "g_trial2", "2026-10-01") == [
         ("trial", None, None, D("19"), D("0.00")),
         ("base_fee", None, None, D("0.387096774"), D("19.35")),
@@ -423,6 +428,21 @@ def test_a_trial_waives_the_fees_of_its_days_and_shows_as_a_zero_line(golden):
         ("Mid free trial (19 of 31 days, through 2026-10-19)",),
         ("Mid base fee (12 of 31 days)",),
     ]
+    # The free calls are reconciled, not lost: accepted, counted as not invoiced (a
+    # subscription, no priced period), each day ok; the period tie-out explains all 100
+    # of September as unpriced.
+    assert query(
+        golden.published_warehouse,
+        "select accepted_count, billed_count, not_invoiced_count, status "
+        "from fct_reconciliation_daily where customer_id = 'g_trial2' "
+        "order by reconciliation_date",
+    ) == [(100, 0, 100, "ok"), (40, 0, 40, "ok")]
+    assert query(
+        golden.published_warehouse,
+        "select aggregated_quantity, invoiced_quantity, unpriced_quantity, status "
+        "from fct_reconciliation_periods where customer_id = 'g_trial2' "
+        "and billing_period_start = '2026-09-01'",
+    ) == [(D("100"), D("0"), D("100"), "ok")]
 
 
 def test_a_meter_and_plan_added_with_seeds_alone(golden):

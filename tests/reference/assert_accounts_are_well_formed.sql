@@ -300,6 +300,19 @@ trial_problems as (
         'trial_days ' || trial_days || ' is outside 0 to 365' as problem
     from subscriptions
     where trial_days not between 0 and 365
+    union all
+    select
+        subscription_id as charge_id,
+        case
+            when trial_usage not in ('billed', 'free')
+                then 'trial_usage ' || trial_usage || ' is neither billed nor free'
+            when trial_usage = 'free' and coalesce(trial_days, 0) = 0
+                then 'trial_usage free needs trial_days'
+        end as problem
+    from subscriptions
+    where
+        trial_usage not in ('billed', 'free')
+        or (trial_usage = 'free' and coalesce(trial_days, 0) = 0)
 
 ),
 

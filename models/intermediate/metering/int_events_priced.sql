@@ -2,8 +2,9 @@
     Every metered event matched to the subscription active at its time and to the charge that
     prices it: the charge for its dimension value, or the plan's default charge for the meter
     when no charge of the plan claims that value. One row per event x meter x subscription
-    charge. Events of customers without an active subscription, or of meters no charge of
-    their plan prices, have no row: reconciliation reports them as unpriced.
+    charge. Events of customers without an active subscription, of meters no charge of
+    their plan prices, or inside a free-usage trial (D82) have no row: reconciliation
+    reports them as unpriced.
 
     Incremental (DECISIONLOG D61): a build recomputes the event ids routing changed in
     batches it has not taken, or every event when the subscriptions or the charges' plan,
@@ -121,6 +122,12 @@ events_priced as (
             and {{ falls_within(
                 'events_metered.event_date', 'subscriptions.starts_on', 'subscriptions.ends_on'
             ) }}
+            {#- A free-usage trial's events are metered, never priced (D82). #}
+            and not (
+                coalesce(subscriptions.trial_usage, 'billed') = 'free'
+                and events_metered.event_date
+                < {{ add_days('subscriptions.starts_on', 'subscriptions.trial_days') }}
+            )
     inner join plan_charges
         on
             subscriptions.plan_id = plan_charges.plan_id

@@ -92,12 +92,14 @@ def search(driver: webdriver.Chrome, wait: WebDriverWait, title: str, text: str)
     box = holder.find_element(By.CSS_SELECTOR, "input[aria-label^='Search']")
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", holder)
     box.send_keys(text)
-    wait.until(
-        lambda d: all(
-            text in row.text for row in chart(d, title).find_elements(By.CSS_SELECTOR, "tbody tr")
-        )
-    )
+    wait.until(lambda d: matches_only(chart(d, title), text))
     time.sleep(1)
+
+
+def matches_only(holder, text: str) -> bool:
+    """Rows are shown and every one contains `text` (an empty table matches nothing)."""
+    rows = holder.find_elements(By.CSS_SELECTOR, "tbody tr")
+    return bool(rows) and all(text in row.text for row in rows)
 
 
 def downloaded(folder: Path, name: str, wait: WebDriverWait) -> Path:

@@ -16,17 +16,21 @@ the document into OUT_DIR (download-pdf.png shows the list with the link).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -66,14 +70,50 @@ def browser(profile: str, downloads: str | None = None) -> webdriver.Chrome:
     return driver
 
 
-def log_in(driver: webdriver.Chrome, wait: WebDriverWait, url: str) -> None:
+def log_in(driver: webdriver.Chrome, wait: WebDriverWait, url: str, tries: int = 3) -> None:
+    """Log in through the form, as a user does.
+
+    The login page shows nothing when it refuses a user, so the credentials are first
+    tried on Superset's API: a refusal ends at once and says so. On a busy machine a
+    submit can still be lost (the keys reach the page before its form listens, or the
+    answer is slow): the form is then filled again from a fresh load, up to `tries`
+    times. A session that did take sends the fresh load on to the welcome page, which
+    ends the wait too.
+    """
     user = os.environ.get("BILLING_BI_ADMIN", "admin")
     password = os.environ.get("BILLING_BI_PASSWORD", "admin")
-    driver.get(f"{url}/login/")
-    wait.until(expected_conditions.presence_of_element_located((By.ID, "username")))
-    driver.find_element(By.ID, "username").send_keys(user)
-    driver.find_element(By.ID, "password").send_keys(password + "\n")
-    wait.until(lambda d: "/login" not in d.current_url)
+    refused(url, user, password)
+    shown = ""
+    for _ in range(tries):
+        driver.get(f"{url}/login/")
+        if "/login" not in driver.current_url:
+            return
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "password")))
+        for field, value in (("username", user), ("password", password)):
+            box = driver.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.ID, "password").send_keys(Keys.ENTER)
+        try:
+            WebDriverWait(driver, 40).until(lambda d: "/login" not in d.current_url)
+            return
+        except TimeoutException:
+            shown = " ".join(driver.find_element(By.TAG_NAME, "body").text.split())
+    raise TimeoutException(f"still on the login page after {tries} tries, showing {shown!r}")
+
+
+def refused(url: str, user: str, password: str) -> None:
+    """Raise when Superset's API answers 401 to these credentials."""
+    body = json.dumps({"username": user, "password": password, "provider": "db"}).encode()
+    request = urllib.request.Request(
+        f"{url}/api/v1/security/login", body, {"Content-Type": "application/json"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=120).close()
+    except urllib.error.HTTPError as error:
+        if error.code == 401:
+            raise TimeoutException(f"Superset refused {user!r} (its API answered 401)") from None
+        raise
 
 
 def settled(driver: webdriver.Chrome) -> bool:
@@ -144,7 +184,12 @@ def dashboard(url: str, slug: str, out: str, wait_for: list[str]) -> int:
         driver = browser(profile)
         try:
             wait = WebDriverWait(driver, 120)
-            log_in(driver, wait, url)
+            try:
+                log_in(driver, wait, url)
+            except TimeoutException as error:
+                print(f"could not log in: {error.msg or 'timeout'}", file=sys.stderr)
+                driver.save_screenshot(out)
+                return 1
             driver.get(f"{url}/superset/dashboard/{slug}/?standalone=1")
             for text in wait_for:
                 try:

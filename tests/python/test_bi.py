@@ -240,9 +240,31 @@ def test_each_dashboard_renders_in_headless_chromium(superset, tmp_path, slug, s
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, browser_failure(result, superset["log"])
     assert is_png(out) and out.stat().st_size > 50_000
     keep_for_the_readme(out, f"bi-{slug}.png")
+
+
+def test_a_refused_login_says_so_at_once(superset, tmp_path):
+    out = tmp_path / "refused.png"
+    env = {**superset["env"], "BILLING_BI_PASSWORD": "not-the-password"}
+    result = subprocess.run(
+        [BI_PYTHON, "bi/screenshot.py", "dashboard", superset["api"].url, "finance", str(out)],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, browser_failure(result, superset["log"])
+    assert result.stderr == "could not log in: Superset refused 'admin' (its API answered 401)\n"
+
+
+def browser_failure(result: subprocess.CompletedProcess, log: Path) -> str:
+    """What the browser printed and what Superset logged last: a failed run on a busy CI
+    machine is diagnosed from these alone."""
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+    return f"{result.stdout}{result.stderr}\n--- superset.log (last 40 lines) ---\n{tail}"
 
 
 def keep_for_the_readme(picture: Path, name: str) -> None:
@@ -291,7 +313,7 @@ def test_finance_finds_an_invoice_sees_its_lines_and_downloads_its_pdf(superset,
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, browser_failure(result, superset["log"])
     # The PDF the link downloads is the document rendered from the ledger, byte for byte.
     downloaded = out / f"{number}.pdf"
     issued = settings.invoice_documents_dir / "2026-09" / f"{number}.pdf"
